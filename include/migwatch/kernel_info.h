@@ -1,0 +1,38 @@
+// Facts about the running kernel and machine that the probes are configured with.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace migwatch {
+
+/// CPU to NUMA node, from /sys/devices/system/node/node*/cpulist.
+struct CpuTopology {
+  unsigned nr_nodes = 1;
+  std::vector<uint16_t> node_of_cpu;  ///< indexed by CPU; 0 where unknown
+};
+
+/// Reads the topology under `sysfs_root` (normally "/sys"). A machine
+/// without NUMA nodes in sysfs is one node.
+CpuTopology ReadCpuTopology(const std::string& sysfs_root = "/sys");
+
+/// Parses a kernel CPU list such as "0-3,8,10-11". Returns nullopt on
+/// malformed input.
+std::optional<std::vector<unsigned>> ParseCpuList(std::string_view list);
+
+/// Address of a text symbol from /proc/kallsyms, or nullopt if absent or
+/// hidden (kptr_restrict shows zeros to readers without CAP_SYSLOG).
+std::optional<uint64_t> KallsymsAddress(std::string_view symbol);
+
+/// Mount point of tracefs, mounting it at /sys/kernel/tracing if no tracefs
+/// is mounted. Classic tracepoints are attached by the id tracefs shows.
+/// Returns nullopt and sets `error` if it is not there and cannot be mounted.
+std::optional<std::string> EnsureTracefs(std::string* error);
+
+/// "6.18.44-..." from uname(2).
+std::string KernelRelease();
+
+}  // namespace migwatch
