@@ -1,0 +1,23 @@
+// libFuzzer target: ClassifyQemuThread and the kernel thread name helpers on
+// arbitrary thread names.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "migwatch/proc/kernel_thread.h"
+#include "migwatch/proc/qemu.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view comm(reinterpret_cast<const char*>(data), size);
+
+  const migwatch::QemuThread thread = migwatch::ClassifyQemuThread(comm);
+  const bool migration = thread.kind == migwatch::QemuThreadKind::kMigration;
+  if (migration == thread.migration_label.empty()) std::abort();
+
+  if (!comm.starts_with(migwatch::KernelThreadLabel(comm))) std::abort();
+  if (migwatch::IsStopperThreadName(comm) && migwatch::KernelThreadLabel(comm) != "migration") {
+    std::abort();
+  }
+  return 0;
+}
