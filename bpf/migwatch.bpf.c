@@ -461,7 +461,14 @@ static __always_inline int handle_migrate(struct task_struct *p, int dest_cpu)
 		st->run_reason = reason + 1;
 		st->run_moved_tgid = tgid;
 	}
-	if (reason == MW_REASON_AFFINITY) {
+	if (reason == MW_REASON_WAKEUP) {
+		/* A task that takes its own CPU away sleeps until the stopper has
+		 * retargeted it, and moves when it wakes: its own call forced it. */
+		struct task_mark *m = task_mark_of(pid);
+
+		if (m && (m->marks & MARK_SETAFFINITY) && !task_allows_cpu(p, src))
+			m->forced_move = 1;
+	} else if (reason == MW_REASON_AFFINITY) {
 		struct stopper_request *req;
 
 		if (!st->stopper_start_ns) {

@@ -1,4 +1,4 @@
-#include "workload.h"
+#include "migwatch/workload/workload.h"
 
 #include <sched.h>
 #include <sys/syscall.h>
@@ -22,11 +22,14 @@ std::vector<int> AllowedCpus() {
   return cpus;
 }
 
-SpinningThread::SpinningThread() {
-  thread_ = std::thread([this] {
+SpinningThread::SpinningThread(bool yielding) {
+  thread_ = std::thread([this, yielding] {
     tid_.store(CurrentTid());
     volatile uint64_t sink = 0;
-    while (!stop_.load(std::memory_order_relaxed)) sink = sink + 1;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      sink = sink + 1;
+      if (yielding) sched_yield();
+    }
   });
   while (tid_.load() == 0) std::this_thread::yield();
 }
@@ -43,60 +46,108 @@ bool PinThread(pid_t tid, int cpu) {
   return sched_setaffinity(tid, sizeof(set), &set) == 0;
 }
 
-uint64_t FlipAffinity(pid_t tid, int cpu_a, int cpu_b, uint64_t flips) {
+uint64_t FlipAffinity(pid_t tid, int cpu_a, int cpu_b, uint64_t flips,
+                      const std::function<void(int cpu)>& move_self) {
   uint64_t done = 0;
-  for (uint64_t i = 0; i < flips; ++i)
-    if (PinThread(tid, i % 2 == 0 ? cpu_b : cpu_a)) ++done;
+  cpu_set_t both;
+  CPU_ZERO(&both);
+  CPU_SET(cpu_a, &both);
+  CPU_SET(cpu_b, &both);
+  for (uint64_t i = 0; i < flips; ++i) {
+    const int to = i % 2 == 0 ? cpu_b : cpu_a;
+    if (move_self) {
+      move_self(to);
+      sched_setaffinity(0, sizeof(both), &both);  // allowed there: moves nothing
+    }
+    if (PinThread(tid, to)) ++done;
+  }
   return done;
 }
 
-// Waits until `tid` sleeps (state S in /proc), so that a change of its
-// affinity moves nothing by itself.
-static void WaitUntilSleeping(pid_t tid) {
+// voluntary_ctxt_switches of a thread of this process: it grows when the
+// thread has left the CPU to sleep. The state letter in /proc turns to S
+// earlier, while the thread is still on its way out of the CPU.
+static uint64_t VoluntarySwitches(pid_t tid) {
   char path[64];
-  snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-  for (;;) {
-    FILE* f = fopen(path, "r");
-    if (!f) return;
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char* paren = strrchr(buf, ')');
-    if (!paren || paren[1] == 0 || paren[2] == 'S') return;
-    sched_yield();
-  }
+  snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+  FILE* f = fopen(path, "r");
+  if (!f) return 0;
+  char line[256];
+  uint64_t n = 0;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "voluntary_ctxt_switches: %lu", &n) == 1) break;
+  fclose(f);
+  return n;
 }
 
-uint64_t PingPongAcrossCpus(int cpu_a, int cpu_b, uint64_t rounds, std::atomic<pid_t>* sleeper_tid) {
-  int to_sleeper[2], to_driver[2];
-  if (pipe(to_sleeper) || pipe(to_driver)) return 0;
-  std::atomic<uint64_t> completed{0};
-  std::thread sleeper([&] {
-    sleeper_tid->store(CurrentTid());
+// Whether a thread of this process sleeps (state S) in a pipe read.
+static bool SleepingInPipeRead(pid_t tid) {
+  char path[64], buf[512] = {};
+  snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+  FILE* f = fopen(path, "r");
+  if (!f) return true;  // gone: nothing left to wait for
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char* paren = strrchr(buf, ')');
+  if (!paren || paren[1] != ' ' || paren[2] != 'S') return false;
+  snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", tid);
+  f = fopen(path, "r");
+  if (!f) return true;
+  n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  // "pipe_read" or "anon_pipe_read"; kernels that hide wchan print "0".
+  return strstr(buf, "pipe_read") != nullptr || strcmp(buf, "0") == 0;
+}
+
+PingPong::PingPong(int cpu_a, int cpu_b) : cpu_a_(cpu_a), cpu_b_(cpu_b) {
+  if (pipe(to_sleeper_) || pipe(to_driver_)) return;
+  sleeper_ = std::thread([this] {
+    sleeper_tid_.store(CurrentTid());
     char c;
     for (;;) {
-      if (read(to_sleeper[0], &c, 1) != 1 || c == 'q') break;
-      if (write(to_driver[1], &c, 1) != 1) break;
+      if (read(to_sleeper_[0], &c, 1) != 1 || c == 'q') break;
+      if (write(to_driver_[1], &c, 1) != 1) break;
     }
   });
-  while (sleeper_tid->load() == 0) std::this_thread::yield();
-  pid_t tid = sleeper_tid->load();
-  // The driver stays on neither CPU's way: it pins itself to cpu_a, and the
-  // sleeper alternates. The sleeper is asleep in read() whenever its mask
-  // changes, so the change moves nothing; the wakeup that follows must.
+  while (sleeper_tid_.load() == 0) std::this_thread::yield();
+  // Its first block in read(): from here on it is off-CPU between rounds.
+  while ((switches_ = VoluntarySwitches(sleeper_tid_.load())) == 0) sched_yield();
+}
+
+uint64_t PingPong::Run(uint64_t rounds) {
+  const pid_t tid = sleeper_tid_.load();
+  uint64_t completed = 0;
   char c = 'x';
-  for (uint64_t i = 0; i < rounds; ++i) {
-    WaitUntilSleeping(tid);
-    if (!PinThread(tid, i % 2 == 0 ? cpu_b : cpu_a)) break;
-    if (write(to_sleeper[1], &c, 1) != 1 || read(to_driver[0], &c, 1) != 1) break;
-    completed.fetch_add(1);
+  for (uint64_t i = 0; i < rounds; ++i, ++done_) {
+    if (done_ > 0) {
+      // It replied; wait until it has blocked in read() again.
+      while (VoluntarySwitches(tid) < switches_ + 1) sched_yield();
+      // The count grows in __schedule() just before the switch; until the
+      // switch completes the kernel still sees the thread on its CPU, and
+      // a mask change then would move it by itself. A sleep elsewhere (a
+      // lock) would count too: wait for it to be asleep in the pipe read.
+      do {
+        usleep(50);
+      } while (!SleepingInPipeRead(tid));
+      switches_ = VoluntarySwitches(tid);
+    }
+    if (!PinThread(tid, done_ % 2 == 0 ? cpu_b_ : cpu_a_)) break;
+    if (write(to_sleeper_[1], &c, 1) != 1 || read(to_driver_[0], &c, 1) != 1) break;
+    ++completed;
   }
-  c = 'q';
-  (void)!write(to_sleeper[1], &c, 1);
-  sleeper.join();
-  for (int fd : {to_sleeper[0], to_sleeper[1], to_driver[0], to_driver[1]}) close(fd);
-  return completed.load();
+  return completed;
+}
+
+PingPong::~PingPong() {
+  if (sleeper_.joinable()) {
+    char c = 'q';
+    (void)!write(to_sleeper_[1], &c, 1);
+    sleeper_.join();
+  }
+  for (int fd : {to_sleeper_[0], to_sleeper_[1], to_driver_[0], to_driver_[1]})
+    if (fd >= 0) close(fd);
 }
 
 }  // namespace migwatch::workload

@@ -11,7 +11,7 @@
 #include "migwatch/probes.h"
 #include "migwatch/proc/sched.h"
 #include "migwatch/snapshot.h"
-#include "workload.h"
+#include "migwatch/workload/workload.h"
 
 namespace migwatch {
 namespace {
@@ -37,7 +37,9 @@ TEST(AffinityStorm, CountsEqualTheKernelsAndStopperTimeIsBoundedBySchedstat) {
   auto stopper_a = testing::StopperPid(a), stopper_b = testing::StopperPid(b);
   ASSERT_TRUE(stopper_a && stopper_b) << "no migration/N threads found in /proc";
 
-  workload::SpinningThread spinner;
+  // Every flip finds the spinner running, so every move goes through the
+  // stopper on the CPU it leaves.
+  workload::SpinningThread spinner(/*yielding=*/true);
   const pid_t tid = spinner.tid();
   ASSERT_TRUE(workload::PinThread(tid, a));
   std::this_thread::sleep_for(50ms);
@@ -52,7 +54,8 @@ TEST(AffinityStorm, CountsEqualTheKernelsAndStopperTimeIsBoundedBySchedstat) {
   ASSERT_TRUE(ReadCounters(*probes, &c0));
 
   auto start = std::chrono::steady_clock::now();
-  const uint64_t flips = workload::FlipAffinity(tid, a, b, kFlips);
+  const uint64_t flips =
+      workload::FlipAffinity(tid, a, b, kFlips, [](int cpu) { workload::PinThread(0, cpu); });
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_EQ(flips, kFlips);
   // The spinner now stays pinned to one CPU: nothing moves it any more.

@@ -1,0 +1,43 @@
+// The Prometheus view of migwatch: read at scrape time from the BPF maps.
+#pragma once
+
+#include <prometheus/collectable.h>
+
+#include <string>
+#include <vector>
+
+namespace migwatch {
+
+class Probes;
+class Attributor;
+class QemuTracker;
+
+struct BuildInfo {
+  std::string version;
+  std::string revision;
+  std::string libbpf_version;
+  std::string kernel;
+};
+
+/// Collects every migwatch_* family, plus process_* for the daemon itself.
+///
+/// Nothing is cached between scrapes: each Collect() reads the maps (through
+/// the Attributor for per-process labels). Collect() never throws; a part
+/// that cannot be read is left out and logged. Thread-safe: the exposer may
+/// call Collect() from several threads at once.
+class MetricsCollector : public prometheus::Collectable {
+ public:
+  MetricsCollector(const Probes& probes, Attributor& attributor, QemuTracker* qemu, BuildInfo build);
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  const Probes& probes_;
+  Attributor& attributor_;
+  QemuTracker* qemu_;
+  BuildInfo build_;
+};
+
+/// process_* metrics of the calling process, as official clients export them.
+std::vector<prometheus::MetricFamily> CollectSelfProcess();
+
+}  // namespace migwatch

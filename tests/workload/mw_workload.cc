@@ -1,0 +1,289 @@
+// mw_workload: generates migrations the tests can predict, from a separate
+// process (so that it can carry its own name, or pose as a QEMU VM).
+//
+//   mw_workload affinity-storm --flips N [--name COMM] [--cpus A,B]
+//   mw_workload pingpong --rounds N
+//   mw_workload spinners --threads K --seconds S
+//   mw_workload exec-loop --count N
+//   mw_workload names --count N [--prefix P]
+//   mw_workload churn --threads N --processes M
+//   qemu-system-x86_64 -name guest=NAME,debug-threads=on   (argv[0] decides)
+//
+// Results are printed as key=value lines on stdout.
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "migwatch/workload/workload.h"
+
+using namespace migwatch::workload;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::pair<int, int> TwoCpus(const std::string& spec) {
+  if (!spec.empty()) {
+    int a = -1, b = -1;
+    if (sscanf(spec.c_str(), "%d,%d", &a, &b) == 2 && a >= 0 && b >= 0 && a != b) return {a, b};
+    std::cerr << "mw_workload: --cpus wants two different CPUs like 0,1, not '" << spec << "'\n";
+    exit(2);
+  }
+  auto cpus = AllowedCpus();
+  if (cpus.size() < 2) {
+    std::cerr << "mw_workload: needs two CPUs\n";
+    exit(2);
+  }
+  return {cpus[0], cpus[1]};
+}
+
+// With --hold, a workload waits for "go" on stdin once its threads exist
+// (so that a test can read their counters first), and for "quit" or end of
+// input after its results (so that they can be read again after).
+bool g_hold = false;
+
+void WaitFor(const char* word) {
+  if (!g_hold) return;
+  std::cout << "waiting=" << word << std::endl;
+  std::string line;
+  while (std::getline(std::cin, line))
+    if (line == word) return;
+}
+
+void SetComm(const std::string& name) {
+  if (!name.empty()) prctl(PR_SET_NAME, name.c_str(), 0, 0, 0);
+}
+
+// A separate process that pins a thread of ours to a CPU on request, so that
+// the flipper's own moves are not its own sched_setaffinity calls: with
+// --while-running, the flipper's changing calls are then exactly its flips.
+class Mover {
+ public:
+  explicit Mover(pid_t tid) {
+    if (pipe(request_) || pipe(reply_)) exit(1);
+    pid_ = fork();
+    if (pid_ == 0) {
+      SetComm("mw-mover");
+      close(request_[1]);  // or reading request_[0] never sees the end
+      close(reply_[0]);
+      int cpu;
+      while (read(request_[0], &cpu, sizeof(cpu)) == sizeof(cpu)) {
+        PinThread(tid, cpu);
+        if (write(reply_[1], &cpu, sizeof(cpu)) != sizeof(cpu)) break;
+      }
+      _exit(0);
+    }
+    close(request_[0]);
+    close(reply_[1]);
+  }
+  ~Mover() {
+    close(request_[1]);
+    close(reply_[0]);
+    waitpid(pid_, nullptr, 0);
+  }
+  // The caller sleeps in read() while its mask changes and moves when the
+  // reply wakes it.
+  void Move(int cpu) {
+    if (write(request_[1], &cpu, sizeof(cpu)) != sizeof(cpu) || read(reply_[0], &cpu, sizeof(cpu)) != sizeof(cpu))
+      exit(1);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int request_[2], reply_[2];
+};
+
+int AffinityStorm(uint64_t flips, const std::string& name, const std::string& cpus, bool while_running) {
+  auto [a, b] = TwoCpus(cpus);
+  SetComm(name);  // the main thread is the leader: the requester's name
+  SpinningThread spinner(while_running);
+  PinThread(spinner.tid(), a);
+  std::unique_ptr<Mover> mover;
+  if (while_running) mover = std::make_unique<Mover>(CurrentTid());
+  std::cout << "spinner_tid=" << spinner.tid() << std::endl;
+  WaitFor("go");
+  auto start = Clock::now();
+  uint64_t done = FlipAffinity(spinner.tid(), a, b, flips,
+                               mover ? std::function<void(int)>([&](int cpu) { mover->Move(cpu); }) : nullptr);
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::cout << "flips=" << done << "\nseconds=" << seconds << "\nflips_per_second=" << done / seconds << std::endl;
+  WaitFor("quit");
+  return done == flips ? 0 : 1;
+}
+
+int RunPingPong(uint64_t rounds, const std::string& cpus) {
+  auto [a, b] = TwoCpus(cpus);
+  PingPong pingpong(a, b);
+  std::cout << "sleeper_tid=" << pingpong.sleeper_tid() << std::endl;
+  WaitFor("go");
+  auto start = Clock::now();
+  uint64_t done = pingpong.Run(rounds);
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::cout << "rounds=" << done << "\nseconds=" << seconds
+            << "\nrounds_per_second=" << done / seconds << std::endl;
+  WaitFor("quit");
+  return done == rounds ? 0 : 1;
+}
+
+int Spinners(unsigned threads, double seconds) {
+  std::vector<std::unique_ptr<SpinningThread>> spinners;
+  for (unsigned i = 0; i < threads; ++i) spinners.push_back(std::make_unique<SpinningThread>());
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  std::cout << "threads=" << threads << std::endl;
+  return 0;
+}
+
+int ExecLoop(unsigned count) {
+  for (unsigned i = 0; i < count; ++i) {
+    pid_t child = fork();
+    if (child == 0) {
+      execl("/bin/true", "true", nullptr);
+      _exit(127);
+    }
+    int status = 0;
+    if (child < 0 || waitpid(child, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+  }
+  std::cout << "execs=" << count << std::endl;
+  return 0;
+}
+
+// Distinct short-lived processes, each of which moves itself once, so each
+// shows up as a process label.
+int Names(unsigned count, const std::string& prefix) {
+  auto cpus = AllowedCpus();
+  if (cpus.size() < 2) return 2;
+  for (unsigned i = 0; i < count; ++i) {
+    pid_t child = fork();
+    if (child == 0) {
+      SetComm(prefix + std::to_string(i));
+      PinThread(0, cpus[0]);
+      PinThread(0, cpus[1]);
+      _exit(0);
+    }
+    int status = 0;
+    if (child < 0 || waitpid(child, &status, 0) < 0) return 1;
+  }
+  std::cout << "processes=" << count << std::endl;
+  return 0;
+}
+
+// Many short-lived threads and processes, each moved once.
+int Churn(unsigned threads, unsigned processes) {
+  auto cpus = AllowedCpus();
+  if (cpus.size() < 2) return 2;
+  for (unsigned i = 0; i < threads; ++i) {
+    std::thread t([&] {
+      PinThread(0, cpus[i % 2]);
+      PinThread(0, cpus[(i + 1) % 2]);
+    });
+    t.join();
+  }
+  if (Names(processes, "mw-churn-") != 0) return 1;
+  std::cout << "threads=" << threads << std::endl;
+  return 0;
+}
+
+// Poses as a QEMU process: named vCPU threads and a live migration thread,
+// driven by commands on stdin so that a test controls every step:
+//   flip N   flip each vCPU thread's affinity N times -> "flipped=<calls>"
+//   end      end the live migration thread          -> "migration_ended"
+//   quit
+int FakeVm() {
+  auto [a, b] = TwoCpus("");
+  std::atomic<bool> stop{false}, end_migration{false};
+  std::atomic<pid_t> tids[3] = {0, 0, 0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] {
+      SetComm("CPU " + std::to_string(i) + "/KVM");
+      tids[i] = CurrentTid();
+      volatile uint64_t sink = 0;
+      while (!stop.load(std::memory_order_relaxed)) sink = sink + 1;
+    });
+  }
+  std::thread migration([&] {
+    SetComm("live_migration");
+    tids[2] = CurrentTid();
+    while (!end_migration.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  });
+  for (auto& t : tids)
+    while (t.load() == 0) std::this_thread::yield();
+  PinThread(tids[0], a);
+  PinThread(tids[1], b);
+  std::cout << "vcpu0_tid=" << tids[0] << "\nvcpu1_tid=" << tids[1] << "\nmigration_tid=" << tids[2] << std::endl;
+  std::string cmd;
+  while (std::cin >> cmd) {
+    if (cmd == "flip") {
+      uint64_t n = 0;
+      std::cin >> n;
+      uint64_t done = FlipAffinity(tids[0], a, b, n) + FlipAffinity(tids[1], b, a, n);
+      std::cout << "flipped=" << done << std::endl;
+    } else if (cmd == "end") {
+      end_migration = true;
+      migration.join();
+      std::cout << "migration_ended=1" << std::endl;
+    } else if (cmd == "quit") {
+      break;
+    }
+  }
+  stop = true;
+  end_migration = true;
+  if (migration.joinable()) migration.join();
+  for (auto& t : threads) t.join();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string self = argv[0];
+  if (self.substr(self.rfind('/') + 1).rfind("qemu-system-", 0) == 0) return FakeVm();
+
+  CLI::App app{"Generates migrations that the tests can predict.", "mw_workload"};
+  app.require_subcommand(1, 1);
+  app.add_flag("--hold", g_hold, "Wait for 'go' on stdin before the work and 'quit' after it");
+  uint64_t flips = 10000, rounds = 10000;
+  unsigned threads = 4, count = 100, processes = 0;
+  bool while_running = false;
+  double seconds = 5;
+  std::string name, cpus, prefix = "mw-name-";
+  auto* storm = app.add_subcommand("affinity-storm", "Flip a spinning thread's affinity between two CPUs");
+  storm->add_option("--flips", flips)->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  storm->add_option("--name", name, "comm of the flipping (leader) thread");
+  storm->add_option("--cpus", cpus, "the two CPUs, e.g. 0,1");
+  storm->add_flag("--while-running", while_running,
+                  "move the flipper to the destination first, so that every flip finds the spinner running");
+  auto* pingpong = app.add_subcommand("pingpong", "Wakeups that must each move the woken thread");
+  pingpong->add_option("--rounds", rounds)->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  pingpong->add_option("--cpus", cpus);
+  auto* spinners = app.add_subcommand("spinners", "Unpinned spinning threads");
+  spinners->add_option("--threads", threads)->check(CLI::Range(1u, 4096u));
+  spinners->add_option("--seconds", seconds)->check(CLI::Range(0.0, 86400.0));
+  auto* exec_loop = app.add_subcommand("exec-loop", "fork and exec /bin/true repeatedly");
+  exec_loop->add_option("--count", count)->check(CLI::Range(1u, 10000000u));
+  auto* names = app.add_subcommand("names", "Distinct short-lived processes that each migrate once");
+  names->add_option("--count", count)->check(CLI::Range(1u, 10000000u));
+  names->add_option("--prefix", prefix);
+  auto* churn = app.add_subcommand("churn", "Short-lived threads and processes that each migrate once");
+  churn->add_option("--threads", threads)->check(CLI::Range(0u, 10000000u));
+  churn->add_option("--processes", processes)->check(CLI::Range(0u, 10000000u));
+  CLI11_PARSE(app, argc, argv);
+
+  if (*storm) return AffinityStorm(flips, name, cpus, while_running);
+  if (*pingpong) return RunPingPong(rounds, cpus);
+  if (*spinners) return Spinners(threads, seconds);
+  if (*exec_loop) return ExecLoop(count);
+  if (*names) return Names(count, prefix);
+  return Churn(threads, processes);
+}
