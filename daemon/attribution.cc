@@ -44,8 +44,22 @@ ProcessIdentity ResolveProcess(pid_t tgid, const std::string& fallback_comm, uin
   return id;
 }
 
-Attributor::Attributor(const Probes& probes, size_t label_cap)
-    : probes_(probes), process_labels_(label_cap), requester_labels_(label_cap), vm_labels_(label_cap) {}
+Attributor::Attributor(const Probes& probes, size_t label_cap, size_t vm_label_cap)
+    : probes_(probes), process_labels_(label_cap), requester_labels_(label_cap), vm_labels_(vm_label_cap) {}
+
+void Attributor::DropEvictedLocked() {
+  // An evicted value's series ends; if the value comes back it starts anew.
+  for (const auto& name : process_labels_.TakeEvicted()) totals_.process_migrations.erase(name);
+  for (const auto& name : requester_labels_.TakeEvicted()) {
+    totals_.requester_stopper_ns.erase(name);
+    totals_.requester_stopper_runs.erase(name);
+    totals_.affinity_changes.erase(name);
+  }
+  for (const auto& name : vm_labels_.TakeEvicted()) {
+    totals_.vm_migrations.erase(name);
+    totals_.vm_stopper_ns.erase(name);
+  }
+}
 
 const ProcessIdentity& Attributor::IdentityLocked(uint32_t tgid, const std::string& fallback_comm, uint32_t flags) {
   auto it = tracked_.find(tgid);
@@ -86,22 +100,23 @@ void Attributor::Update() {
       grew[r] = Growth(now.migrations[r], last.migrations[r]);
       moved |= grew[r] != 0;
     }
+    const auto now_time = LabelFolder::Clock::now();
     if (moved) {
-      auto& p = totals_.process_migrations[process_labels_.Label(id.name)];
+      auto& p = totals_.process_migrations[process_labels_.Label(id.name, now_time)];
       for (int r = 0; r < MW_REASON_COUNT; ++r) p[r] += grew[r];
     }
     uint64_t requested_ns = Growth(now.stopper_requested_ns, last.stopper_requested_ns);
     uint64_t requested_runs = Growth(now.stopper_requested_runs, last.stopper_requested_runs);
     uint64_t changes = Growth(now.affinity_changes, last.affinity_changes);
     if (requested_ns || requested_runs || changes) {
-      const std::string& label = requester_labels_.Label(id.name);
+      const std::string label = requester_labels_.Label(id.name, now_time);
       totals_.requester_stopper_ns[label] += requested_ns;
       totals_.requester_stopper_runs[label] += requested_runs;
       totals_.affinity_changes[label] += changes;
     }
     uint64_t moved_ns = Growth(now.stopper_moved_ns, last.stopper_moved_ns);
     if (!id.vm.empty() && (moved || moved_ns)) {
-      const std::string& label = vm_labels_.Label(id.vm);
+      const std::string label = vm_labels_.Label(id.vm, now_time);
       auto& v = totals_.vm_migrations[label];
       for (int r = 0; r < MW_REASON_COUNT; ++r) v[r] += grew[r];
       totals_.vm_stopper_ns[label] += moved_ns;
@@ -120,6 +135,7 @@ void Attributor::Update() {
     else
       ++it;
   }
+  DropEvictedLocked();
   totals_.folded_processes = process_labels_.folded_values();
   totals_.folded_requesters = requester_labels_.folded_values();
   totals_.folded_vms = vm_labels_.folded_values();
@@ -127,7 +143,9 @@ void Attributor::Update() {
 
 std::string Attributor::VmLabel(const std::string& vm) {
   std::lock_guard lock(mutex_);
-  return vm_labels_.Label(vm);
+  std::string label = vm_labels_.Label(vm);
+  DropEvictedLocked();
+  return label;
 }
 
 AttributionTotals Attributor::Totals() const {

@@ -26,7 +26,7 @@ std::unique_ptr<Session> Session::Open(const CommonOptions& options, std::string
     else
       spdlog::info("probe {} not attached: {}", p.name, p.why_not);
   }
-  s->attributor_ = std::make_unique<Attributor>(*s->probes_, options.label_cap);
+  s->attributor_ = std::make_unique<Attributor>(*s->probes_, options.label_cap, options.vm_label_cap);
   s->qemu_ = std::make_unique<QemuTracker>(*s->probes_, *s->attributor_);
   s->task_events_ =
       ring_buffer__new(bpf_map__fd(s->probes_->task_events_map()), OnTaskEvent, s->qemu_.get(), nullptr);

@@ -51,13 +51,13 @@ ProcessIdentity ResolveProcess(pid_t tgid, const std::string& fallback_comm, uin
 /// Folds the per-process map into label totals.
 ///
 /// Update() reads the map, adds what grew since the last Update() to the
-/// label of each process (per label dimension, the first `label_cap` values
-/// seen get their own label and the rest fold into "other"), and removes the
-/// entries of processes that have exited after taking their final counts.
-/// All methods are thread-safe.
+/// label of each process (per label dimension at most `label_cap` values,
+/// `vm_label_cap` for VMs, get their own label; see LabelFolder), and removes
+/// the entries of processes that have exited after taking their final
+/// counts. All methods are thread-safe.
 class Attributor {
  public:
-  Attributor(const Probes& probes, size_t label_cap);
+  Attributor(const Probes& probes, size_t label_cap, size_t vm_label_cap);
 
   void Update();
   AttributionTotals Totals() const;
@@ -73,6 +73,7 @@ class Attributor {
     ProcessCounts last;
   };
   const ProcessIdentity& IdentityLocked(uint32_t tgid, const std::string& fallback_comm, uint32_t flags);
+  void DropEvictedLocked();
 
   const Probes& probes_;
   mutable std::mutex mutex_;

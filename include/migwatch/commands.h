@@ -12,7 +12,8 @@ namespace migwatch {
 /// Options every subcommand that loads the probes shares.
 struct CommonOptions {
   ProbeOptions probes;
-  size_t label_cap = 20;
+  size_t label_cap = 20;     ///< process and requester label values
+  size_t vm_label_cap = 256;  ///< VM label values: a host runs hundreds at most
 };
 
 struct ServeOptions {

@@ -168,12 +168,18 @@ TEST(Attribution, WakeupsThatMustChangeCpuAreLabelledWakeup) {
   ASSERT_EQ(rounds, 5000u);
   ASSERT_TRUE(kernel0 && kernel1);
   auto moved = Minus(thread1, thread0);
-  std::printf("pingpong sleeper: kernel %lu migrations, migwatch %lu, of them wakeup %lu\n", *kernel1 - *kernel0,
-              Total(moved), moved[MW_REASON_WAKEUP]);
+  std::printf("pingpong sleeper: kernel %lu migrations, migwatch %lu, of them wakeup %lu, affinity %lu\n",
+              *kernel1 - *kernel0, Total(moved), moved[MW_REASON_WAKEUP], moved[MW_REASON_AFFINITY]);
   // The first wakeup may find the sleeper on the right CPU already.
   EXPECT_GE(*kernel1 - *kernel0, rounds - 1);
   EXPECT_EQ(Total(moved), *kernel1 - *kernel0);
-  EXPECT_EQ(moved[MW_REASON_WAKEUP], *kernel1 - *kernel0);
+  // The workload changes the sleeper's CPU only once it sleeps in its pipe
+  // read, so the wakeup must move it. Only if this machine's own vCPU is
+  // descheduled in the few microseconds between the sleeper's state change
+  // and its switch-out does the change find it still on its CPU, and then
+  // the stopper moves it: rightly labelled affinity. Allow that, rarely.
+  EXPECT_EQ(moved[MW_REASON_WAKEUP] + moved[MW_REASON_AFFINITY], Total(moved));
+  EXPECT_GE(moved[MW_REASON_WAKEUP] * 100, Total(moved) * 99);
   ExpectExplained("pingpong", Minus(host1, host0));
 }
 

@@ -8,7 +8,10 @@
 namespace migwatch {
 namespace {
 
-TEST(LabelFolder, FirstComeFirstServedThenOther) {
+using namespace std::chrono_literals;
+using Clock = LabelFolder::Clock;
+
+TEST(LabelFolder, FreeSlotsFirstThenOther) {
   LabelFolder folder(2);
   EXPECT_EQ(folder.cap(), 2u);
   EXPECT_EQ(folder.Label("vm-a"), "vm-a");
@@ -16,20 +19,40 @@ TEST(LabelFolder, FirstComeFirstServedThenOther) {
   EXPECT_EQ(folder.Label("vm-c"), "other");
   EXPECT_EQ(folder.Label("vm-d"), "other");
   EXPECT_EQ(folder.folded_values(), 2u);
+  EXPECT_TRUE(folder.TakeEvicted().empty());
 }
 
-TEST(LabelFolder, ValuesKeepTheirLabelForever) {
-  LabelFolder folder(2);
-  folder.Label("vm-a");
-  folder.Label("vm-b");
-  for (int round = 0; round < 3; ++round) {
-    EXPECT_EQ(folder.Label("vm-c"), "other");
-    EXPECT_EQ(folder.Label("vm-b"), "vm-b");
-    EXPECT_EQ(folder.Label("vm-a"), "vm-a");
+TEST(LabelFolder, ActiveValuesKeepTheirSlots) {
+  const Clock::time_point t0{};
+  LabelFolder folder(2, 10min);
+  folder.Label("vm-a", t0);
+  folder.Label("vm-b", t0);
+  // Both stay active: a newcomer folds, however long it keeps coming.
+  for (int minute = 1; minute <= 60; ++minute) {
+    const auto now = t0 + std::chrono::minutes(minute);
+    EXPECT_EQ(folder.Label("vm-a", now), "vm-a");
+    EXPECT_EQ(folder.Label("vm-b", now), "vm-b");
+    EXPECT_EQ(folder.Label("vm-c", now), "other");
   }
-  // A folded value never gets a slot later on, or its counter series would
-  // move from "other" to its own label and both would jump.
-  EXPECT_EQ(folder.Label("vm-c"), "other");
+  EXPECT_TRUE(folder.TakeEvicted().empty());
+  EXPECT_EQ(folder.folded_values(), 1u);
+}
+
+TEST(LabelFolder, AnIdleValueGivesItsSlotToANewActiveOne) {
+  const Clock::time_point t0{};
+  LabelFolder folder(2, 10min);
+  folder.Label("early", t0);
+  folder.Label("busy", t0);
+  EXPECT_EQ(folder.Label("storm", t0 + 5min), "other");  // "early" idle for 5 min only
+  folder.Label("busy", t0 + 9min);
+  // "early" has been idle for more than 10 minutes: the storm takes its slot.
+  EXPECT_EQ(folder.Label("storm", t0 + 11min), "storm");
+  EXPECT_EQ(folder.TakeEvicted(), std::vector<std::string>{"early"});
+  EXPECT_TRUE(folder.TakeEvicted().empty());
+  EXPECT_EQ(folder.Label("busy", t0 + 12min), "busy");
+  // The least recently active slot is the one given away.
+  EXPECT_EQ(folder.Label("late", t0 + 25min), "late");
+  EXPECT_EQ(folder.TakeEvicted(), std::vector<std::string>{"storm"});
 }
 
 TEST(LabelFolder, FoldedValuesCountsDistinctValues) {
@@ -47,8 +70,7 @@ TEST(LabelFolder, LiteralOtherNeitherTakesASlotNorCountsAsFolded) {
   LabelFolder folder(1);
   EXPECT_EQ(folder.Label("other"), "other");
   EXPECT_EQ(folder.folded_values(), 0u);
-  // The only slot is still free.
-  EXPECT_EQ(folder.Label("vm-a"), "vm-a");
+  EXPECT_EQ(folder.Label("vm-a"), "vm-a");  // the only slot was still free
   EXPECT_EQ(folder.Label("other"), "other");
   EXPECT_EQ(folder.folded_values(), 0u);
 }
@@ -59,23 +81,12 @@ TEST(LabelFolder, EmptyValueIsAnOrdinaryValue) {
   EXPECT_EQ(folder.Label("late"), "other");
 }
 
-TEST(LabelFolder, ReferencesStayValidAsTheFolderGrows) {
-  LabelFolder folder(5000);
-  const std::string& first = folder.Label("first");
-  for (int i = 0; i < 4000; ++i) folder.Label("value-" + std::to_string(i));
-  EXPECT_EQ(first, "first");
-  EXPECT_EQ(&first, &folder.Label("first"));
-}
-
-TEST(LabelFolder, ReferencesSurviveMovingTheFolder) {
+TEST(LabelFolder, ManyDistinctFoldedValuesStayCountedWithBoundedMemory) {
   LabelFolder folder(1);
-  const std::string& kept = folder.Label("kept");
-  const std::string& other = folder.Label("folded");
-  LabelFolder moved = std::move(folder);
-  EXPECT_EQ(kept, "kept");
-  EXPECT_EQ(other, "other");
-  EXPECT_EQ(&kept, &moved.Label("kept"));
-  EXPECT_EQ(moved.folded_values(), 1u);
+  folder.Label("kept");
+  const size_t n = LabelFolder::kMaxRememberedFolds + 1000;
+  for (size_t i = 0; i < n; ++i) folder.Label("value-" + std::to_string(i));
+  EXPECT_EQ(folder.folded_values(), n);
 }
 
 TEST(LabelFolder, LabelDoesNotAliasTheArgument) {

@@ -1,63 +1,69 @@
 // Bounding the number of values of a Prometheus label.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 namespace migwatch {
 
 /// Folds an unbounded set of label values into at most cap() values plus
-/// "other", without ever moving a value from one series to another, so that
-/// every counter series stays monotonic.
+/// "other", so that the number of series stays bounded while the values that
+/// are active now keep a series of their own.
 ///
-/// Values get their own label first come, first served, and keep it for the
-/// life of the folder. Once cap() values hold a slot, every new value maps to
-/// "other". The literal value "other" never takes a slot: it maps to "other",
-/// the series meaning "any value without a label of its own", and is not
-/// counted by folded_values().
+/// A value gets its own label if a slot is free, or if the value holding the
+/// least recently active slot has been idle for longer than `idle_after`: that
+/// value is evicted (its series should be dropped; TakeEvicted() lists it) and
+/// the new value takes the slot. Otherwise the value maps to "other". A value
+/// never moves between series while it holds a slot, and "other" only ever
+/// receives growth, so every counter series stays monotonic; an evicted value
+/// that comes back starts a new series.
 ///
-/// Memory: the slot values, plus one 64-bit hash per distinct folded value
-/// (hashes rather than strings, so that a stream of unique values costs little;
-/// two folded values with the same hash are counted once).
+/// The literal value "other" never takes a slot and is not counted by
+/// folded_values().
+///
+/// Memory: the slot values, plus one 64-bit hash per distinct folded value, up
+/// to kMaxRememberedFolds hashes; beyond that folded_values() keeps growing
+/// but may count a value again.
 ///
 /// Not thread-safe: use one folder per thread or guard it with a lock.
 class LabelFolder {
  public:
+  using Clock = std::chrono::steady_clock;
+
   /// The label every value beyond the cap maps to.
   static constexpr std::string_view kOther = "other";
+  static constexpr std::size_t kMaxRememberedFolds = 1 << 16;
 
   /// `cap` is the number of values that may get their own label; it must be
   /// at least 1, and std::invalid_argument is thrown otherwise.
-  explicit LabelFolder(std::size_t cap);
+  explicit LabelFolder(std::size_t cap, Clock::duration idle_after = std::chrono::minutes(10));
 
-  /// The label to use for `value`: `value` itself if it holds a slot or a slot
-  /// is free, else "other". The reference stays valid for the life of the
-  /// folder, also after the folder is moved.
-  const std::string& Label(std::string_view value);
+  /// The label to charge activity of `value` to, at time `now`. Call it only
+  /// when the value is active (its counters grew): that is what keeps its
+  /// slot. The reference is valid until the next call.
+  const std::string& Label(std::string_view value, Clock::time_point now = Clock::now());
+
+  /// Values evicted since the last call, whose series should be dropped.
+  std::vector<std::string> TakeEvicted();
 
   /// Distinct values (other than "other") that were mapped to "other".
-  std::size_t folded_values() const { return folded_hashes_.size(); }
-
+  std::size_t folded_values() const { return folded_count_; }
   /// The number of values that may get their own label.
   std::size_t cap() const { return cap_; }
 
  private:
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view text) const {
-      return std::hash<std::string_view>{}(text);
-    }
-  };
-
   std::size_t cap_;
-  // Node-based: references to elements survive rehashing, which Label()
-  // relies on to return stable references.
-  std::unordered_set<std::string, StringHash, std::equal_to<>> slots_;
+  Clock::duration idle_after_;
+  std::unordered_map<std::string, Clock::time_point> slots_;  // value -> last active
+  std::vector<std::string> evicted_;
   std::unordered_set<std::uint64_t> folded_hashes_;
+  std::size_t folded_count_ = 0;
 };
 
 }  // namespace migwatch
