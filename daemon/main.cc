@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   app.add_option("--log.format", log_format, "Log format: logfmt or json")->capture_default_str();
   app.add_flag("--no-fentry", no_fentry, "Do not try fentry programs even where the kernel allows them");
   app.add_option("--labels.cap", common.label_cap,
-                 "Distinct values per process/requester/vm label; the rest fold into \"other\"")
+                 "Distinct values per process and requester label; the rest fold into \"other\"")
       ->check(CLI::Range(size_t{1}, size_t{10000}));
   app.add_option("--labels.vm-cap", common.vm_label_cap, "Distinct values of the vm label; the rest fold into \"other\"")
       ->check(CLI::Range(size_t{1}, size_t{100000}));

@@ -1,0 +1,120 @@
+// The daemon's pieces that need no root: CPU lists and topology, log
+// formats, label names.
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "migwatch/kernel_info.h"
+#include "migwatch/labels.h"
+#include "migwatch/logging.h"
+
+namespace migwatch {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(ParseCpuList, RangesAndSingles) {
+  EXPECT_EQ(ParseCpuList("0-3,8,10-11\n"), (std::vector<unsigned>{0, 1, 2, 3, 8, 10, 11}));
+  EXPECT_EQ(ParseCpuList("5"), (std::vector<unsigned>{5}));
+  EXPECT_EQ(ParseCpuList(""), (std::vector<unsigned>{}));
+}
+
+TEST(ParseCpuList, MalformedIsRejected) {
+  for (const char* bad : {"a", "1-", "-1", "3-1", "1,,2", "1-2-3", "99999999", "0-70000"})
+    EXPECT_FALSE(ParseCpuList(bad)) << bad;
+}
+
+class FakeSysfs : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("mw-sysfs-" + std::to_string(getpid()));
+    fs::create_directories(root_ / "devices/system/node");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  void Node(int id, const std::string& cpulist) {
+    fs::path dir = root_ / "devices/system/node" / ("node" + std::to_string(id));
+    fs::create_directories(dir);
+    std::ofstream(dir / "cpulist") << cpulist << "\n";
+  }
+  fs::path root_;
+};
+
+TEST_F(FakeSysfs, TwoNodesMapEveryCpu) {
+  Node(0, "0-1,4-5");
+  Node(1, "2-3,6-7");
+  fs::create_directories(root_ / "devices/system/node/possible");  // not a node directory
+  CpuTopology topo = ReadCpuTopology(root_);
+  EXPECT_EQ(topo.nr_nodes, 2u);
+  EXPECT_EQ(topo.node_of_cpu, (std::vector<uint16_t>{0, 0, 1, 1, 0, 0, 1, 1}));
+}
+
+TEST_F(FakeSysfs, NoNodesIsOneNode) {
+  CpuTopology topo = ReadCpuTopology(root_);
+  EXPECT_EQ(topo.nr_nodes, 1u);
+  EXPECT_TRUE(topo.node_of_cpu.empty());
+}
+
+TEST(ReadCpuTopology, ThisMachineCoversItsOnlineCpus) {
+  CpuTopology topo = ReadCpuTopology();
+  EXPECT_GE(topo.nr_nodes, 1u);
+  EXPECT_GE(topo.node_of_cpu.size(), static_cast<size_t>(sysconf(_SC_NPROCESSORS_ONLN)));
+}
+
+TEST(Labels, NamesRoundTripAndOutOfRangeIsOther) {
+  for (int r = 0; r < MW_REASON_COUNT; ++r) EXPECT_EQ(ReasonFromName(ReasonName(r)), static_cast<mw_reason>(r));
+  EXPECT_EQ(ReasonName(MW_REASON_COUNT), "other");
+  EXPECT_EQ(ReasonName(-1), "other");
+  EXPECT_EQ(WorkName(MW_WORK_WATCHDOG), "watchdog");
+  EXPECT_FALSE(ReasonFromName("bogus"));
+}
+
+// Captures what the default logger writes to stderr.
+std::string LogLine(const std::string& format, const std::string& message) {
+  std::string error;
+  EXPECT_TRUE(SetUpLogging("info", format, &error)) << error;
+  std::fflush(stderr);
+  char path[] = "/tmp/mw-log-XXXXXX";
+  int fd = mkstemp(path);
+  int saved = dup(STDERR_FILENO);
+  dup2(fd, STDERR_FILENO);
+  spdlog::info("{}", message);
+  std::fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(fd);
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  unlink(path);
+  return line;
+}
+
+TEST(Logging, LogfmtQuotesAndEscapesTheMessage) {
+  std::string line = LogLine("logfmt", "probe \"x\" failed\nnext");
+  EXPECT_NE(line.find(" level=info msg=\"probe \\\"x\\\" failed\\nnext\""), std::string::npos) << line;
+  EXPECT_EQ(line.rfind("ts=", 0), 0u) << line;
+}
+
+TEST(Logging, JsonIsOneValidObjectPerLine) {
+  std::string line = LogLine("json", "tab\there \"q\"");
+  EXPECT_EQ(line.front(), '{');
+  EXPECT_EQ(line.back(), '}');
+  EXPECT_NE(line.find("\"level\":\"info\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"msg\":\"tab\\there \\\"q\\\"\""), std::string::npos) << line;
+}
+
+TEST(Logging, UnknownLevelOrFormatIsAnError) {
+  std::string error;
+  EXPECT_FALSE(SetUpLogging("loud", "logfmt", &error));
+  EXPECT_NE(error.find("loud"), std::string::npos);
+  EXPECT_FALSE(SetUpLogging("info", "xml", &error));
+  EXPECT_NE(error.find("xml"), std::string::npos);
+  EXPECT_TRUE(SetUpLogging("off", "json", &error));
+}
+
+}  // namespace
+}  // namespace migwatch
