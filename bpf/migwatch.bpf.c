@@ -813,7 +813,7 @@ int sys_enter_execveat_tp(void *ctx) { task_mark_add(current_tid(), MARK_EXEC); 
 SEC("tracepoint/syscalls/sys_exit_execveat")
 int sys_exit_execveat_tp(void *ctx) { task_mark_clear(current_tid(), MARK_EXEC); return 0; }
 
-/* ---- Thread names and exits, for QEMU thread tracking in user space ------- */
+/* ---- Thread names, execs and exits, for naming in user space ------------- */
 
 static __always_inline void send_task_event(struct task_struct *t, __u32 kind, const char *comm)
 {
@@ -846,6 +846,20 @@ SEC("raw_tp/task_rename")
 int BPF_PROG(task_rename_raw, struct task_struct *t, const char *comm)
 {
 	send_task_event(t, MW_TASK_RENAME, comm);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec_btf, struct task_struct *t)
+{
+	send_task_event(t, MW_TASK_EXEC, NULL);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(sched_process_exec_raw, struct task_struct *t)
+{
+	send_task_event(t, MW_TASK_EXEC, NULL);
 	return 0;
 }
 

@@ -141,6 +141,11 @@ void Attributor::Update() {
   totals_.folded_vms = vm_labels_.folded_values();
 }
 
+void Attributor::OnExec(uint32_t tgid) {
+  std::lock_guard lock(mutex_);
+  if (auto it = tracked_.find(tgid); it != tracked_.end()) it->second.identity = ResolveProcess(tgid, "", 0);
+}
+
 std::string Attributor::VmLabel(const std::string& vm) {
   std::lock_guard lock(mutex_);
   std::string label = vm_labels_.Label(vm);

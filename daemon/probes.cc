@@ -62,6 +62,8 @@ const std::vector<Hook>& Hooks() {
           "sys_exit_execve_tp", "sys_enter_execveat_tp", "sys_exit_execveat_tp"}}}},
       {"task_rename", false,
        {{MW_MODE_TP_BTF, {"task_rename_btf"}}, {MW_MODE_RAW_TP, {"task_rename_raw"}}}},
+      {"sched_process_exec", false,
+       {{MW_MODE_TP_BTF, {"sched_process_exec_btf"}}, {MW_MODE_RAW_TP, {"sched_process_exec_raw"}}}},
       {"sched_process_exit", false,
        {{MW_MODE_TP_BTF, {"sched_process_exit_btf"}}, {MW_MODE_RAW_TP, {"sched_process_exit_raw"}}}},
       {"move_queued_task", false,

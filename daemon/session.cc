@@ -9,8 +9,9 @@
 namespace migwatch {
 namespace {
 
-int OnTaskEvent(void* ctx, void* data, size_t size) {
-  if (size >= sizeof(mw_task_event)) static_cast<QemuTracker*>(ctx)->OnTaskEvent(*static_cast<mw_task_event*>(data));
+int DeliverTaskEvent(void* ctx, void* data, size_t size) {
+  if (size < sizeof(mw_task_event)) return 0;
+  static_cast<Session*>(ctx)->OnTaskEvent(*static_cast<const mw_task_event*>(data));
   return 0;
 }
 
@@ -29,13 +30,20 @@ std::unique_ptr<Session> Session::Open(const CommonOptions& options, std::string
   s->attributor_ = std::make_unique<Attributor>(*s->probes_, options.label_cap, options.vm_label_cap);
   s->qemu_ = std::make_unique<QemuTracker>(*s->probes_, *s->attributor_);
   s->task_events_ =
-      ring_buffer__new(bpf_map__fd(s->probes_->task_events_map()), OnTaskEvent, s->qemu_.get(), nullptr);
+      ring_buffer__new(bpf_map__fd(s->probes_->task_events_map()), DeliverTaskEvent, s.get(), nullptr);
   if (!s->task_events_) {
     *error = std::string("cannot open the task ring buffer: ") + std::strerror(errno);
     return nullptr;
   }
   s->qemu_->Scan();
   return s;
+}
+
+void Session::OnTaskEvent(const mw_task_event& event) {
+  if (event.kind == MW_TASK_EXEC)
+    attributor_->OnExec(event.tgid);
+  else
+    qemu_->OnTaskEvent(event);
 }
 
 Session::~Session() {

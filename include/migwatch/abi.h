@@ -148,11 +148,14 @@ struct mw_migration_event {
 enum mw_task_event_kind {
 	MW_TASK_RENAME = 1,
 	MW_TASK_EXIT = 2,
+	MW_TASK_EXEC = 3,
 };
 
 /* Thread lifecycle records, for naming threads as they are renamed and
- * forgetting them when they exit. Rename records are sent for every rename
- * (rare: thread start-up); exit records only for tids user space watches. */
+ * forgetting them when they exit, and for naming a process again after it
+ * execs (libvirt forks, then execs QEMU). Rename and exec records are sent
+ * for every rename and exec (rare: start-up); exit records only for tids
+ * user space watches. */
 struct mw_task_event {
 	__u32 kind; /* enum mw_task_event_kind */
 	__u32 pid;

@@ -61,6 +61,9 @@ class Attributor {
 
   void Update();
   AttributionTotals Totals() const;
+  /// A process exec'd: who it is must be read again from /proc (its name,
+  /// and whether it is QEMU now).
+  void OnExec(uint32_t tgid);
   /// The label a VM name gets under the VM label cap (shared by every
   /// per-VM metric so that they fold alike).
   std::string VmLabel(const std::string& vm);

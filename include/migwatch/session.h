@@ -32,6 +32,8 @@ class Session {
   /// Delivers pending task events (thread renames and exits), waiting up to
   /// `timeout_ms` for one. Returns false on an error other than EINTR.
   bool Poll(int timeout_ms);
+  /// Routes one record of the task ring buffer.
+  void OnTaskEvent(const mw_task_event& event);
 
  private:
   Session() = default;

@@ -295,6 +295,44 @@ TEST(Attribution, FakeVmIsNamedCountedExactlyAndItsLiveMigrationTracked) {
   EXPECT_EQ(fake.Wait(), 0);
 }
 
+// libvirt forks a child that migrates under libvirt's name, then execs
+// QEMU: the same process must be recognised as the VM once it has.
+TEST(Attribution, AProcessThatExecsQemuBecomesAVm) {
+  MIGWATCH_REQUIRE_BPF();
+  auto session = OpenSession();
+  ASSERT_TRUE(session);
+  std::atomic<bool> stop{false};
+  std::thread events([&] {
+    while (!stop) session->Poll(20);
+  });
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joiner() {
+      stop = true;
+      t.join();
+    }
+  } joiner{stop, events};
+  const std::string vm = UniqueName("mwt-exec-");
+  Subprocess w(MW_WORKLOAD_PATH, {"mw_workload", "--hold", "become-vm", "--name", vm});
+  auto pid = w.ValueOf("pid");
+  ASSERT_TRUE(pid && w.ValueOf("waiting"));
+  session->attributor().Update();  // seen before the exec, under its old name
+  EXPECT_EQ(session->attributor().Identity(std::stoi(*pid)).vm, "");
+  w.Send("go");
+  ASSERT_TRUE(w.ValueOf("vcpu0_tid"));  // the exec'd image runs as the fake VM
+  for (int i = 0; i < 250 && session->attributor().Identity(std::stoi(*pid)).vm != vm; ++i)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(session->attributor().Identity(std::stoi(*pid)).vm, vm);
+  w.Send("flip 200");
+  ASSERT_TRUE(w.ValueOf("flipped"));
+  session->attributor().Update();
+  EXPECT_GE(ValueOr0(session->attributor().Totals().vm_migrations, vm), 200u);
+  w.Send("end");
+  w.Send("quit");
+  EXPECT_EQ(w.Wait(), 0);
+}
+
 TEST(Attribution, LabelCapHoldsForAThousandShortLivedProcesses) {
   MIGWATCH_REQUIRE_BPF();
   const size_t cap = 20;

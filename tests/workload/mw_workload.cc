@@ -3,7 +3,7 @@
 //
 //   mw_workload affinity-storm --flips N [--name COMM] [--cpus A,B]
 //   mw_workload pingpong --rounds N
-//   mw_workload spinners --threads K --seconds S
+//   mw_workload spinners --threads K --seconds S [--cpus A,B,...]
 //   mw_workload exec-loop --count N
 //   mw_workload names --count N [--prefix P]
 //   mw_workload churn --threads N --processes M
@@ -136,9 +136,27 @@ int RunPingPong(uint64_t rounds, const std::string& cpus) {
   return done == rounds ? 0 : 1;
 }
 
-int Spinners(unsigned threads, double seconds) {
+// Allows `tid` on exactly `cpus`.
+bool AllowThread(pid_t tid, const std::vector<int>& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int cpu : cpus) CPU_SET(cpu, &set);
+  return sched_setaffinity(tid, sizeof(set), &set) == 0;
+}
+
+// With `cpus`, the spinners run there whatever CPUs the process started on:
+// a test can keep its launcher on one CPU (so nothing migrates before exec
+// names the process) and still spread the spinners, or pin them all to a CPU
+// it takes offline.
+int Spinners(unsigned threads, double seconds, const std::vector<int>& cpus) {
   std::vector<std::unique_ptr<SpinningThread>> spinners;
-  for (unsigned i = 0; i < threads; ++i) spinners.push_back(std::make_unique<SpinningThread>());
+  for (unsigned i = 0; i < threads; ++i) {
+    spinners.push_back(std::make_unique<SpinningThread>());
+    if (!cpus.empty() && !AllowThread(spinners.back()->tid(), cpus)) {
+      std::perror("mw_workload: sched_setaffinity");
+      return 1;
+    }
+  }
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   std::cout << "threads=" << threads << std::endl;
   return 0;
@@ -192,6 +210,25 @@ int Churn(unsigned threads, unsigned processes) {
   if (Names(processes, "mw-churn-") != 0) return 1;
   std::cout << "threads=" << threads << std::endl;
   return 0;
+}
+
+// Moves itself between two CPUs, then execs this binary as a QEMU process
+// named `name`, as libvirt's forked child does: the same process, first
+// under another name.
+int BecomeVm(const std::string& name) {
+  auto [a, b] = TwoCpus("");
+  PinThread(0, a);
+  PinThread(0, b);
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  CPU_SET(a, &all);
+  CPU_SET(b, &all);
+  sched_setaffinity(0, sizeof(all), &all);
+  std::cout << "pid=" << getpid() << std::endl;
+  WaitFor("go");
+  const std::string guest = "guest=" + name + ",debug-threads=on";
+  execl("/proc/self/exe", "qemu-system-x86_64", "-name", guest.c_str(), nullptr);
+  return 127;
 }
 
 // Poses as a QEMU process: named vCPU threads and a live migration thread,
@@ -270,11 +307,17 @@ int main(int argc, char** argv) {
   auto* spinners = app.add_subcommand("spinners", "Unpinned spinning threads");
   spinners->add_option("--threads", threads)->check(CLI::Range(1u, 4096u));
   spinners->add_option("--seconds", seconds)->check(CLI::Range(0.0, 86400.0));
+  std::vector<int> spinner_cpus;
+  spinners->add_option("--cpus", spinner_cpus, "CPUs the spinners may run on, e.g. 0,1,2,3 (default: the process's)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, CPU_SETSIZE - 1));
   auto* exec_loop = app.add_subcommand("exec-loop", "fork and exec /bin/true repeatedly");
   exec_loop->add_option("--count", count)->check(CLI::Range(1u, 10000000u));
   auto* names = app.add_subcommand("names", "Distinct short-lived processes that each migrate once");
   names->add_option("--count", count)->check(CLI::Range(1u, 10000000u));
   names->add_option("--prefix", prefix);
+  auto* become_vm = app.add_subcommand("become-vm", "Migrate under this name, then exec as a QEMU VM");
+  become_vm->add_option("--name", name, "the VM's name")->required();
   auto* churn = app.add_subcommand("churn", "Short-lived threads and processes that each migrate once");
   churn->add_option("--threads", threads)->check(CLI::Range(0u, 10000000u));
   churn->add_option("--processes", processes)->check(CLI::Range(0u, 10000000u));
@@ -282,8 +325,9 @@ int main(int argc, char** argv) {
 
   if (*storm) return AffinityStorm(flips, name, cpus, while_running);
   if (*pingpong) return RunPingPong(rounds, cpus);
-  if (*spinners) return Spinners(threads, seconds);
+  if (*spinners) return Spinners(threads, seconds, spinner_cpus);
   if (*exec_loop) return ExecLoop(count);
   if (*names) return Names(count, prefix);
+  if (*become_vm) return BecomeVm(name);
   return Churn(threads, processes);
 }
