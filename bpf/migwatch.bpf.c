@@ -148,6 +148,10 @@ struct {
 	__type(value, struct stopper_request);
 } stopper_requests SEC(".maps");
 
+/* Last teardown step of any CPU (ns): the stop_machine() of a teardown
+ * wakes every CPU's stopper, not only the dying CPU's. */
+__u64 last_teardown_ns = 0;
+
 /* Last teardown step per CPU (ns), 0 once it comes back up. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -502,8 +506,10 @@ static __always_inline __u32 resolve_run_work(struct cpu_state *st, struct stopp
 {
 	__u32 fw = st->fentry_work, rw = req ? req->work : 0;
 
-	/* migrate_swap() runs multi_cpu_stop too: the NUMA mark wins. */
-	if (fw && !(fw - 1 == MW_WORK_STOP_MACHINE && rw && rw - 1 == MW_WORK_NUMA))
+	/* migrate_swap() runs multi_cpu_stop too, and so does a CPU teardown:
+	 * the waker's NUMA or hotplug context names it better. */
+	if (fw && !(fw - 1 == MW_WORK_STOP_MACHINE && rw &&
+		    (rw - 1 == MW_WORK_NUMA || rw - 1 == MW_WORK_HOTPLUG)))
 		return fw - 1;
 	if (rw)
 		return rw - 1;
@@ -630,8 +636,13 @@ static __always_inline int handle_waking(struct task_struct *p)
 		else if (mark->marks & MARK_NUMA)
 			work = MW_WORK_NUMA + 1;
 	}
-	if (!work && cpu_in_teardown(cpu, bpf_ktime_get_ns()))
-		work = MW_WORK_HOTPLUG + 1;
+	if (!work) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (cpu_in_teardown(cpu, now) ||
+		    (last_teardown_ns && now - last_teardown_ns < HOTPLUG_WINDOW_NS))
+			work = MW_WORK_HOTPLUG + 1;
+	}
 	req->work = work;
 
 	if (work == MW_WORK_WATCHDOG + 1 || work == MW_WORK_ACTIVE_BALANCE + 1) {
@@ -712,8 +723,15 @@ static __always_inline int handle_cpuhp_enter(unsigned int cpu, int target, int 
 {
 	__u64 *t = bpf_map_lookup_elem(&cpu_teardown_ns, &cpu);
 
-	if (t)
-		*t = target < idx ? bpf_ktime_get_ns() : 0;
+	if (target < idx) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (t)
+			*t = now;
+		last_teardown_ns = now;
+	} else if (t) {
+		*t = 0;
+	}
 	return 0;
 }
 
