@@ -49,7 +49,10 @@ Attributor::Attributor(const Probes& probes, size_t label_cap, size_t vm_label_c
 
 void Attributor::DropEvictedLocked() {
   // An evicted value's series ends; if the value comes back it starts anew.
-  for (const auto& name : process_labels_.TakeEvicted()) totals_.process_migrations.erase(name);
+  for (const auto& name : process_labels_.TakeEvicted()) {
+    totals_.process_migrations.erase(name);
+    totals_.process_stopper_ns.erase(name);
+  }
   for (const auto& name : requester_labels_.TakeEvicted()) {
     totals_.requester_stopper_ns.erase(name);
     totals_.requester_stopper_runs.erase(name);
@@ -101,9 +104,12 @@ void Attributor::Update() {
       moved |= grew[r] != 0;
     }
     const auto now_time = LabelFolder::Clock::now();
-    if (moved) {
-      auto& p = totals_.process_migrations[process_labels_.Label(id.name, now_time)];
+    uint64_t moved_ns = Growth(now.stopper_moved_ns, last.stopper_moved_ns);
+    if (moved || moved_ns) {
+      const std::string label = process_labels_.Label(id.name, now_time);
+      auto& p = totals_.process_migrations[label];
       for (int r = 0; r < MW_REASON_COUNT; ++r) p[r] += grew[r];
+      totals_.process_stopper_ns[label] += moved_ns;
     }
     uint64_t requested_ns = Growth(now.stopper_requested_ns, last.stopper_requested_ns);
     uint64_t requested_runs = Growth(now.stopper_requested_runs, last.stopper_requested_runs);
@@ -114,7 +120,6 @@ void Attributor::Update() {
       totals_.requester_stopper_runs[label] += requested_runs;
       totals_.affinity_changes[label] += changes;
     }
-    uint64_t moved_ns = Growth(now.stopper_moved_ns, last.stopper_moved_ns);
     if (!id.vm.empty() && (moved || moved_ns)) {
       const std::string label = vm_labels_.Label(id.vm, now_time);
       auto& v = totals_.vm_migrations[label];
@@ -141,9 +146,9 @@ void Attributor::Update() {
   totals_.folded_vms = vm_labels_.folded_values();
 }
 
-void Attributor::OnExec(uint32_t tgid) {
+void Attributor::OnExec(uint32_t tgid, const std::string& comm) {
   std::lock_guard lock(mutex_);
-  if (auto it = tracked_.find(tgid); it != tracked_.end()) it->second.identity = ResolveProcess(tgid, "", 0);
+  if (auto it = tracked_.find(tgid); it != tracked_.end()) it->second.identity = ResolveProcess(tgid, comm, 0);
 }
 
 std::string Attributor::VmLabel(const std::string& vm) {

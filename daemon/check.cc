@@ -1,19 +1,21 @@
 // migwatch check: can this host run migwatch, and does it count right?
 #include <bpf/btf.h>
-#include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "migwatch/commands.h"
 #include "migwatch/kernel_info.h"
-#include "migwatch/probes.h"
+#include "migwatch/labels.h"
 #include "migwatch/proc/sched.h"
 #include "migwatch/proc/status.h"
+#include "migwatch/session.h"
 #include "migwatch/snapshot.h"
 #include "migwatch/workload/workload.h"
 
@@ -21,112 +23,203 @@ namespace migwatch {
 namespace {
 
 constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+// The oldest kernel the project is tested on (tests/vm).
+constexpr int kOldestTestedMajor = 5, kOldestTestedMinor = 10;
 
-struct Report {
-  bool ok = true;
-  void Line(bool pass, const std::string& what, const std::string& detail) {
-    std::printf("  [%s] %-12s %s\n", pass ? " ok " : "FAIL", what.c_str(), detail.c_str());
-    ok &= pass;
+class Report {
+ public:
+  void Pass(const std::string& what, const std::string& detail) { Print(" ok ", what, detail); }
+  void Fail(const std::string& what, const std::string& detail) {
+    Print("FAIL", what, detail);
+    failed_.push_back(what);
   }
-  void Info(const std::string& what, const std::string& detail) {
-    std::printf("  [info] %-12s %s\n", what.c_str(), detail.c_str());
+  // Worth knowing, not a failure: migwatch runs and counts right without it.
+  void Warn(const std::string& what, const std::string& detail) { Print("warn", what, detail); }
+  void Info(const std::string& what, const std::string& detail) { Print("info", what, detail); }
+  void Check(bool pass, const std::string& what, const std::string& detail) {
+    pass ? Pass(what, detail) : Fail(what, detail);
   }
+
+  // The last line, and the exit status.
+  int Finish(const std::string& failure_summary = "") const {
+    if (failed_.empty()) {
+      std::printf("\nPASS: migwatch can run on this host.\n");
+      return 0;
+    }
+    std::string names;
+    for (const auto& f : failed_) names += (names.empty() ? "" : ", ") + f;
+    std::printf("\nFAIL (%s)%s\n", names.c_str(), failure_summary.empty() ? "" : (": " + failure_summary).c_str());
+    return 1;
+  }
+
+ private:
+  static void Print(const char* tag, const std::string& what, const std::string& detail) {
+    std::printf("  [%s] %-12s %s\n", tag, what.c_str(), detail.c_str());
+  }
+  std::vector<std::string> failed_;
 };
+
+void CheckKernel(Report& report) {
+  struct utsname u;
+  uname(&u);
+  int major = 0, minor = 0;
+  std::sscanf(u.release, "%d.%d", &major, &minor);
+  const std::string detail = std::string(u.release) + " " + u.machine;
+  if (major > kOldestTestedMajor || (major == kOldestTestedMajor && minor >= kOldestTestedMinor))
+    report.Pass("kernel", detail);
+  else
+    report.Warn("kernel", detail + ": older than " + std::to_string(kOldestTestedMajor) + "." +
+                              std::to_string(kOldestTestedMinor) + ", the oldest kernel migwatch is tested on");
+}
+
+void CheckBtf(Report& report) {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (!vmlinux) {
+    report.Fail("BTF", "no kernel BTF (/sys/kernel/btf/vmlinux): CO-RE programs cannot be relocated; "
+                       "a kernel built with CONFIG_DEBUG_INFO_BTF=y is needed");
+    return;
+  }
+  report.Pass("BTF", "/sys/kernel/btf/vmlinux, " + std::to_string(btf__type_cnt(vmlinux)) + " types");
+  btf__free(vmlinux);
+}
+
+// Whether this process may load BPF programs at all.
+bool CheckPrivileges(Report& report) {
+  uint64_t caps = 0;
+  if (auto field = ReadStatusField(getpid(), "CapEff"))
+    if (auto mask = ParseCapabilityMask(*field)) caps = *mask;
+  auto has = [&](int cap) { return (caps >> cap) & 1; };
+  const bool can_bpf = (has(kCapBpf) && has(kCapPerfmon)) || has(kCapSysAdmin);
+  const std::string detail = "euid " + std::to_string(geteuid()) + ", CAP_BPF " + (has(kCapBpf) ? "yes" : "no") +
+                             ", CAP_PERFMON " + (has(kCapPerfmon) ? "yes" : "no") + ", CAP_SYS_ADMIN " +
+                             (has(kCapSysAdmin) ? "yes" : "no");
+  if (can_bpf)
+    report.Pass("privileges", detail);
+  else
+    report.Fail("privileges", detail + ": migwatch needs root, or CAP_BPF and CAP_PERFMON "
+                                       "(CAP_SYS_ADMIN on kernels before 5.8)");
+  return can_bpf;
+}
+
+// The probe table, then what fentry, the only optional attach mode, gives.
+void ReportProbes(Report& report, const std::vector<ProbeStatus>& status) {
+  std::printf("\n  %-30s %-11s %s\n", "probe", "mode", "why not a better mode");
+  const std::string fentry_prefix = std::string(ProbeModeName(MW_MODE_FENTRY)) + ": ";
+  size_t fentry_probes = 0, fentry_attached = 0;
+  std::string fentry_refusal;
+  for (const auto& p : status) {
+    std::string why = p.required ? "(required)" : "";
+    if (!p.why_not.empty()) why += (why.empty() ? "" : " ") + p.why_not;
+    char columns[64];
+    std::snprintf(columns, sizeof(columns), "  %-30s %-11s ", p.name.c_str(), ProbeModeName(p.mode));
+    std::string line = columns + why;
+    line.erase(line.find_last_not_of(' ') + 1);  // no padding after the last column
+    std::printf("%s\n", line.c_str());
+    if (p.required && p.mode == MW_MODE_NONE) report.Fail("probe", p.name + " is required and not attached");
+    if (p.mode == MW_MODE_FENTRY) {
+      ++fentry_probes;
+      ++fentry_attached;
+    } else if (p.why_not.rfind(fentry_prefix, 0) == 0) {
+      ++fentry_probes;
+      if (fentry_refusal.empty()) fentry_refusal = p.why_not.substr(fentry_prefix.size(), p.why_not.find("; ") -
+                                                                                          fentry_prefix.size());
+    }
+  }
+  std::printf("\n");
+  const std::string consequence =
+      "counts are complete; the stopper's work is inferred from the moves it makes instead of named by the "
+      "function it runs";
+  if (fentry_attached == fentry_probes)
+    report.Pass("fentry", "all " + std::to_string(fentry_probes) + " fentry probes attached");
+  else if (fentry_attached == 0)
+    report.Warn("fentry", "unavailable: " + fentry_refusal + "; " + consequence);
+  else
+    report.Warn("fentry", std::to_string(fentry_attached) + " of " + std::to_string(fentry_probes) +
+                              " fentry probes attached (the table says why not the others)");
+}
+
+// Flips a spinning thread of this process between two CPUs while it runs,
+// so that every flip needs the stopper, and compares the counts with the
+// kernel's own.
+void CheckStorm(Report& report, const Probes& probes, uint32_t flips) {
+  const auto cpus = workload::AllowedCpus();
+  if (cpus.size() < 2) {
+    report.Fail("storm", "needs two CPUs to move a thread between");
+    return;
+  }
+  const int a = cpus[0], b = cpus[1];
+  workload::SpinningThread spinner(/*yielding=*/true);
+  const pid_t tid = spinner.tid();
+  workload::PinThread(tid, a);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto kernel_before = ReadNrMigrations(getpid(), tid);
+  ThreadCounts before, after;
+  ReadThread(probes, tid, &before);
+  auto processes_before = ReadProcesses(probes);
+  const auto start = std::chrono::steady_clock::now();
+  const uint64_t done =
+      workload::FlipAffinity(tid, a, b, flips, [](int cpu) { workload::PinThread(workload::CurrentTid(), cpu); });
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto processes_after = ReadProcesses(probes);
+  ReadThread(probes, tid, &after);
+  const auto kernel_after = ReadNrMigrations(getpid(), tid);
+  if (!kernel_before || !kernel_after) {
+    report.Fail("storm", "cannot read se.nr_migrations from /proc/self/task/" + std::to_string(tid) + "/sched");
+    return;
+  }
+  const uint64_t counted = after.total() - before.total();
+  const uint64_t truth = *kernel_after - *kernel_before;
+  std::string reasons;
+  for (int r = 0; r < MW_REASON_COUNT; ++r)
+    if (uint64_t n = after.migrations[r] - before.migrations[r])
+      reasons += (reasons.empty() ? "" : ", ") + std::string(ReasonName(r)) + " " + std::to_string(n);
+  char detail[256];
+  std::snprintf(detail, sizeof(detail),
+                "%lu affinity flips in %.2fs: migwatch counted %lu migrations (%s), kernel se.nr_migrations %lu",
+                done, secs, counted, reasons.empty() ? "none" : reasons.c_str(), truth);
+  report.Check(done == flips && counted == truth && truth >= flips, "storm", detail);
+
+  // The stopper work this process asked for: the storm's, not that of
+  // whatever else runs on the host.
+  const ProcessCounts& asked_before = processes_before[getpid()];
+  const ProcessCounts& asked_after = processes_after[getpid()];
+  const uint64_t asked_ns = asked_after.stopper_requested_ns - asked_before.stopper_requested_ns;
+  const uint64_t asked_runs = asked_after.stopper_requested_runs - asked_before.stopper_requested_runs;
+  std::snprintf(detail, sizeof(detail), "the storm had migration/%d and migration/%d run %.3f ms in %lu runs", a, b,
+                asked_ns / 1e6, asked_runs);
+  report.Check(asked_ns > 0, "stopper", detail);
+}
 
 }  // namespace
 
 int RunCheck(const CheckOptions& options) {
   Report report;
   std::printf("migwatch check (%s)\n\n", VersionString().c_str());
-
-  struct utsname u;
-  uname(&u);
-  report.Info("kernel", std::string(u.release) + " " + u.machine);
-
-  btf* vmlinux = btf__load_vmlinux_btf();
-  if (vmlinux) {
-    report.Line(true, "BTF", "/sys/kernel/btf/vmlinux, " + std::to_string(btf__type_cnt(vmlinux)) + " types");
-    btf__free(vmlinux);
-  } else {
-    report.Line(false, "BTF", "no kernel BTF (/sys/kernel/btf/vmlinux): CO-RE programs cannot be relocated; "
-                              "a kernel built with CONFIG_DEBUG_INFO_BTF=y is needed");
-  }
-
-  uint64_t caps = 0;
-  if (auto field = ReadStatusField(getpid(), "CapEff"))
-    if (auto mask = ParseCapabilityMask(*field)) caps = *mask;
-  auto has = [&](int cap) { return (caps >> cap) & 1; };
-  bool can_bpf = (has(kCapBpf) && has(kCapPerfmon)) || has(kCapSysAdmin);
-  char capline[160];
-  snprintf(capline, sizeof(capline), "euid %d, CAP_BPF %s, CAP_PERFMON %s, CAP_SYS_ADMIN %s", geteuid(),
-           has(kCapBpf) ? "yes" : "no", has(kCapPerfmon) ? "yes" : "no", has(kCapSysAdmin) ? "yes" : "no");
-  report.Line(can_bpf, "privileges",
-              can_bpf ? capline
-                      : std::string(capline) + ": migwatch needs root, or CAP_BPF and CAP_PERFMON "
-                                               "(CAP_SYS_ADMIN on kernels before 5.8)");
-  if (!can_bpf) {
-    std::printf("\nFAIL: BPF programs cannot be loaded without these privileges.\n");
-    return 1;
-  }
+  CheckKernel(report);
+  CheckBtf(report);
+  if (!CheckPrivileges(report)) return report.Finish("BPF programs cannot be loaded without these privileges");
 
   std::string tracefs_error;
   auto tracefs = EnsureTracefs(&tracefs_error);
-  report.Line(tracefs.has_value(), "tracefs",
-              tracefs ? *tracefs : tracefs_error + " (sched_setaffinity and exec attribution need it)");
+  if (tracefs)
+    report.Pass("tracefs", *tracefs);
+  else
+    report.Fail("tracefs", tracefs_error + " (sched_setaffinity and exec attribution need it)");
 
-  // Probe logs would interleave with the report; the table says it all.
-  auto level = spdlog::get_level();
+  // The daemon's own loading path. Its per-probe log lines would interleave
+  // with the report; the table says the same.
+  const auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::err);
   std::string error;
-  auto probes = Probes::Load(options.common.probes, &error);
+  auto session = Session::Open(options.common, &error);
   spdlog::set_level(level);
-  if (!probes) {
-    report.Line(false, "probes", error);
-    std::printf("\nFAIL\n");
-    return 1;
+  if (!session) {
+    report.Fail("probes", error);
+    return report.Finish();
   }
-  std::printf("\n  %-30s %-11s %s\n", "probe", "mode", "why not a better mode");
-  for (const auto& p : probes->status()) {
-    std::printf("  %-30s %-11s %s%s\n", p.name.c_str(), ProbeModeName(p.mode), p.required ? "(required) " : "",
-                p.why_not.c_str());
-    if (p.required && p.mode == MW_MODE_NONE) report.ok = false;
-  }
-  std::printf("\n");
-
-  auto cpus = workload::AllowedCpus();
-  if (cpus.size() < 2) {
-    report.Line(false, "storm", "needs two CPUs to move a thread between");
-  } else {
-    workload::SpinningThread spinner;
-    const pid_t tid = spinner.tid();
-    workload::PinThread(tid, cpus[0]);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    auto kernel0 = ReadNrMigrations(getpid(), tid);
-    ThreadCounts before;
-    ReadThread(*probes, tid, &before);
-    CounterSnapshot c0, c1;
-    ReadCounters(*probes, &c0);
-    auto start = std::chrono::steady_clock::now();
-    uint64_t flips = workload::FlipAffinity(tid, cpus[0], cpus[1], options.storm_flips);
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    ReadCounters(*probes, &c1);
-    ThreadCounts after;
-    ReadThread(*probes, tid, &after);
-    auto kernel1 = ReadNrMigrations(getpid(), tid);
-    uint64_t counted = after.total() - before.total();
-    uint64_t truth = kernel0 && kernel1 ? *kernel1 - *kernel0 : 0;
-    char detail[200];
-    snprintf(detail, sizeof(detail), "%lu affinity flips in %.2fs: migwatch counted %lu, kernel se.nr_migrations %lu",
-             flips, secs, counted, truth);
-    report.Line(kernel0 && kernel1 && counted == truth && truth >= flips, "storm", detail);
-    double stopper_ns = 0;
-    for (int cpu : {cpus[0], cpus[1]}) stopper_ns += c1.stopper[cpu].run_ns - c0.stopper[cpu].run_ns;
-    snprintf(detail, sizeof(detail), "migration/%d and migration/%d ran %.3f ms for it", cpus[0], cpus[1],
-             stopper_ns / 1e6);
-    report.Line(stopper_ns > 0, "stopper", detail);
-  }
-  std::printf("\n%s\n", report.ok ? "PASS: migwatch can run on this host." : "FAIL");
-  return report.ok ? 0 : 1;
+  ReportProbes(report, session->probes().status());
+  CheckStorm(report, session->probes(), options.storm_flips);
+  return report.Finish();
 }
 
 }  // namespace migwatch

@@ -6,6 +6,7 @@
 
 #include "migwatch/commands.h"
 #include "migwatch/logging.h"
+#include "web/quote.h"
 
 int main(int argc, char** argv) {
   using namespace migwatch;
@@ -43,15 +44,19 @@ int main(int argc, char** argv) {
   auto* top_cmd = app.add_subcommand("top", "Live full-screen view of migrations and stopper cost");
   top_cmd->add_option("-d,--interval", top.interval_seconds, "Seconds between refreshes")
       ->check(CLI::Range(0.1, 3600.0));
-  top_cmd->add_flag("-b,--batch", top.batch, "Plain text, one report per interval (also when stdout is no terminal)");
+  top_cmd->add_flag("-b,--batch", top.batch,
+                    "Plain text, one report per interval (also when stdout is not a terminal)");
   top_cmd->add_option("-n,--iterations", top.iterations, "Stop after this many refreshes (0: until quit)")
       ->check(CLI::Range(0, 1000000));
-  top_cmd->add_option("-s,--sort", top.sort, "Sort processes by: migrations, stopper")
-      ->check(CLI::IsMember({"migrations", "stopper"}));
+  top_cmd->add_option("-s,--sort", top.sort,
+                      "Order of the process and VM lists, also set by a key while running: migrations (m, per "
+                      "second in the last interval), total (t, since start), name (n)")
+      ->check(CLI::IsMember({"migrations", "total", "name"}));
 
   TraceOptions trace;
   auto* trace_cmd = app.add_subcommand("trace", "Print every classified migration as it happens");
-  trace_cmd->add_option("-p,--pid", trace.pid, "Only this thread id or process id")->check(CLI::Range(1u, 1u << 22));
+  trace_cmd->add_option("-p,--pid", trace.pid, "Only this thread or process (filtered in the kernel)")
+      ->check(CLI::Range(1u, 1u << 22));
   trace_cmd->add_option("-c,--comm", trace.comm, "Only tasks with this comm");
   trace_cmd->add_option("--vm", trace.vm, "Only threads of this VM");
   trace_cmd->add_option("-r,--reason", trace.reason, "Only this reason")
@@ -61,7 +66,7 @@ int main(int argc, char** argv) {
   trace_cmd->add_option("-D,--duration", trace.duration_seconds, "Stop after this many seconds (0: until Ctrl-C)")
       ->check(CLI::Range(0.0, 1e7));
   trace_cmd->add_option("--max-rate", trace.max_rate,
-                        "Lines per second printed at most; the rest are counted as dropped")
+                        "Lines printed per second of the events' time stamps at most; the rest are counted as dropped")
       ->check(CLI::Range(1u, 10000000u));
 
   CheckOptions check;
@@ -76,8 +81,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() != 0) {
-      // One line naming the problem, then where to look.
-      std::cerr << "migwatch: " << e.what() << "\nRun 'migwatch --help' for the options.\n";
+      // One line (one journal entry) naming the problem and where to look,
+      // whatever control characters the arguments it quotes contain.
+      std::cerr << "migwatch: " << EscapeForMessage(e.what()) << " (see 'migwatch --help')\n";
       return e.get_exit_code();
     }
     return app.exit(e);
@@ -85,7 +91,7 @@ int main(int argc, char** argv) {
 
   std::string error;
   if (!SetUpLogging(log_level, log_format, &error)) {
-    std::cerr << "migwatch: " << error << "\n";
+    std::cerr << "migwatch: " << EscapeForMessage(error) << "\n";
     return 2;
   }
   common.probes.use_fentry = !no_fentry;
@@ -93,6 +99,9 @@ int main(int argc, char** argv) {
 
   if (*top_cmd) {
     top.common = common;
+    // The view lists the busiest names of each interval: folding every name
+    // after the first few into "other", as the metrics must, would hide them.
+    if (!app.get_option("--labels.cap")->count()) top.common.label_cap = 10000;
     return RunTop(top);
   }
   if (*trace_cmd) {

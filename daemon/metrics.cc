@@ -122,6 +122,12 @@ void AddAttributionFamilies(const AttributionTotals& t, std::vector<MetricFamily
       if (counts[r]) processes.Add({{"process", name}, {"reason", std::string(ReasonName(r))}}, counts[r]);
   out->push_back(processes.Take());
 
+  Family process_stopper("migwatch_process_stopper_cpu_seconds_total",
+                         "Stopper thread on-CPU time spent moving a process's threads.", MetricType::Counter);
+  for (const auto& [name, ns] : t.process_stopper_ns)
+    if (ns) process_stopper.Add({{"process", name}}, ns / kNsPerSecond);
+  out->push_back(process_stopper.Take());
+
   Family requester_seconds("migwatch_stopper_requester_seconds_total",
                            "Stopper thread on-CPU time, by the process that queued the work "
                            "(kernel: queued from interrupt context).",

@@ -41,7 +41,7 @@ std::unique_ptr<Session> Session::Open(const CommonOptions& options, std::string
 
 void Session::OnTaskEvent(const mw_task_event& event) {
   if (event.kind == MW_TASK_EXEC)
-    attributor_->OnExec(event.tgid);
+    attributor_->OnExec(event.tgid, std::string(event.comm, strnlen(event.comm, MW_COMM_LEN)));
   else
     qemu_->OnTaskEvent(event);
 }

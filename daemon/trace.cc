@@ -1,11 +1,23 @@
 // migwatch trace: one line per classified migration, while it happens.
+//
+// The BPF programs write a record per migration to the trace ring buffer
+// only while a trace runs (ProbeOptions::trace), and with --pid only the
+// records of that thread or process, so that the kernel copies nothing else.
+// The other filters apply here. Nothing ever waits for this reader: a record
+// that finds the ring buffer full is dropped and counted in the host stats
+// (MW_DROP_TRACE_RINGBUF), and matching records beyond --max-rate in a second
+// are counted instead of printed. The summary at exit adds it all up.
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
+#include <string>
+#include <thread>
 
 #include "migwatch/commands.h"
 #include "migwatch/labels.h"
@@ -15,59 +27,124 @@
 namespace migwatch {
 namespace {
 
-struct TraceState {
-  const TraceOptions* options;
-  Attributor* attributor;
-  std::optional<mw_reason> reason;
-  uint64_t received = 0, printed = 0, filtered = 0, rate_limited = 0;
-  // One-second window for --max-rate.
-  std::chrono::steady_clock::time_point window_start = std::chrono::steady_clock::now();
-  uint64_t in_window = 0;
-};
+constexpr uint64_t kNsPerSecond = 1'000'000'000;
 
 std::string Comm(const char (&comm)[MW_COMM_LEN]) { return std::string(comm, strnlen(comm, MW_COMM_LEN)); }
 
-int OnEvent(void* ctx, void* data, size_t size) {
-  auto* st = static_cast<TraceState*>(ctx);
-  if (size < sizeof(mw_migration_event)) return 0;
-  const auto& e = *static_cast<const mw_migration_event*>(data);
-  ++st->received;
-  const TraceOptions& o = *st->options;
-  ProcessIdentity id = st->attributor->Identity(e.tgid);
-  if ((st->reason && e.reason != *st->reason) || (!o.comm.empty() && Comm(e.comm) != o.comm) ||
-      (o.cpu >= 0 && e.src_cpu != static_cast<uint32_t>(o.cpu) && e.dst_cpu != static_cast<uint32_t>(o.cpu)) ||
-      (!o.vm.empty() && id.vm != o.vm)) {
-    ++st->filtered;
-    return 0;
-  }
-  auto now = std::chrono::steady_clock::now();
-  if (now - st->window_start >= std::chrono::seconds(1)) {
-    st->window_start = now;
-    st->in_window = 0;
-  }
-  if (++st->in_window > o.max_rate) {
-    ++st->rate_limited;
-    return 0;
-  }
+uint64_t ClockNs(clockid_t clock) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  localtime_r(&ts.tv_sec, &tm);
-  std::string requester = e.requester_tgid == MW_KERNEL_TGID && e.requester_pid == MW_KERNEL_TGID
-                              ? std::string("kernel")
-                              : Comm(e.requester_comm) + "/" + std::to_string(e.requester_pid);
-  std::printf("%02d:%02d:%02d.%06ld %16s/%-7u %-16s %-12s cpu %3u -> %-3u %-14s by %s\n", tm.tm_hour, tm.tm_min,
-              tm.tm_sec, ts.tv_nsec / 1000, Comm(e.comm).c_str(), e.pid, id.name.c_str(),
-              id.vm.empty() ? "-" : ("vm=" + id.vm).c_str(), e.src_cpu, e.dst_cpu,
-              std::string(ReasonName(e.reason)).c_str(), requester.c_str());
-  ++st->printed;
-  return 0;
+  clock_gettime(clock, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * kNsPerSecond + ts.tv_nsec;
 }
 
-uint64_t KernelTraceDrops(const Probes& probes) {
-  CounterSnapshot c;
-  ReadCounters(probes, &c);
-  return c.host.drops[MW_DROP_TRACE_RINGBUF];
+// Who made the move: the task that queued the stopper work, else the task
+// the kernel ran when it moved the task (the waker for a wakeup, the
+// sched_setaffinity caller). The balancer runs on whatever task it
+// interrupted, so that one is not named.
+std::string MovedBy(const mw_migration_event& e) {
+  if (e.requester_pid == MW_KERNEL_TGID || e.reason == MW_REASON_LOAD_BALANCE) return "kernel";
+  return Comm(e.requester_comm) + "/" + std::to_string(e.requester_pid);
+}
+
+class Tracer {
+ public:
+  Tracer(const TraceOptions& options, Attributor& attributor)
+      : options_(options),
+        attributor_(attributor),
+        reason_(options.reason.empty() ? std::nullopt : ReasonFromName(options.reason)),
+        // Record times are CLOCK_MONOTONIC (bpf_ktime_get_ns); lines show the wall clock.
+        realtime_offset_ns_(ClockNs(CLOCK_REALTIME) - ClockNs(CLOCK_MONOTONIC)) {}
+
+  static int Deliver(void* ctx, void* data, size_t size) {
+    if (size >= sizeof(mw_migration_event))
+      static_cast<Tracer*>(ctx)->OnEvent(*static_cast<const mw_migration_event*>(data));
+    return 0;
+  }
+
+  void PrintHeader() const {
+    std::string what = "# tracing migrations";
+    if (options_.pid) what += " of tid/pid " + std::to_string(options_.pid);
+    if (!options_.comm.empty()) what += ", comm " + options_.comm;
+    if (!options_.vm.empty()) what += ", vm " + options_.vm;
+    if (reason_) what += ", reason " + options_.reason;
+    if (options_.cpu >= 0) what += ", from or to cpu " + std::to_string(options_.cpu);
+    std::printf("%s; at most %u lines per second (--max-rate), the rest counted as dropped; Ctrl-C to stop\n",
+                what.c_str(), options_.max_rate);
+    std::printf("%-15s %24s %-16s %-12s %-10s %-14s %s\n", "TIME", "TASK/TID", "PROCESS", "VM", "CPU", "REASON",
+                "MOVED BY");
+    std::fflush(stdout);
+  }
+
+  // `ring_drops`: records the kernel could not write, ring buffer full.
+  void PrintSummary(uint64_t ring_drops) const {
+    // The kernel drops before the filters here see a record: with one of
+    // them set, some of those drops would have been filtered out.
+    const bool filtered_here = reason_ || !options_.comm.empty() || !options_.vm.empty() || options_.cpu >= 0;
+    std::printf("# %lu migrations recorded: %lu printed, %lu filtered out, %lu dropped: %lu ring buffer full%s, "
+                "%lu over --max-rate %u/s\n",
+                received_ + ring_drops, printed_, filtered_, ring_drops + rate_limited_, ring_drops,
+                filtered_here ? " (before filtering)" : "", rate_limited_, options_.max_rate);
+    std::fflush(stdout);
+  }
+
+ private:
+  bool Matches(const mw_migration_event& e, const ProcessIdentity& id) const {
+    if (reason_ && e.reason != *reason_) return false;
+    if (!options_.comm.empty() && Comm(e.comm) != options_.comm) return false;
+    if (options_.cpu >= 0 && e.src_cpu != static_cast<uint32_t>(options_.cpu) &&
+        e.dst_cpu != static_cast<uint32_t>(options_.cpu))
+      return false;
+    return options_.vm.empty() || id.vm == options_.vm;
+  }
+
+  // At most --max-rate lines stamped with the same second. The stamp is the
+  // record's own time, so a backlog read late is limited like the storm
+  // that made it.
+  bool WithinRate(uint64_t wall_ns) {
+    const uint64_t second = wall_ns / kNsPerSecond;
+    if (second != rate_second_) {
+      rate_second_ = second;
+      printed_in_second_ = 0;
+    }
+    return printed_in_second_++ < options_.max_rate;
+  }
+
+  void OnEvent(const mw_migration_event& e) {
+    ++received_;
+    const ProcessIdentity id = attributor_.Identity(e.tgid, Comm(e.comm));
+    if (!Matches(e, id)) {
+      ++filtered_;
+      return;
+    }
+    const uint64_t wall_ns = e.ts_ns + realtime_offset_ns_;
+    if (!WithinRate(wall_ns)) {
+      ++rate_limited_;
+      return;
+    }
+    const time_t seconds = static_cast<time_t>(wall_ns / kNsPerSecond);
+    struct tm tm;
+    localtime_r(&seconds, &tm);
+    const std::string task = Comm(e.comm) + "/" + std::to_string(e.pid);
+    const std::string cpus = std::to_string(e.src_cpu) + "->" + std::to_string(e.dst_cpu);
+    std::printf("%02d:%02d:%02d.%06lu %24s %-16s %-12s %-10s %-14s %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                (wall_ns % kNsPerSecond) / 1000, task.c_str(), id.name.c_str(),
+                id.vm.empty() ? "-" : id.vm.c_str(), cpus.c_str(), std::string(ReasonName(e.reason)).c_str(),
+                MovedBy(e).c_str());
+    ++printed_;
+  }
+
+  const TraceOptions& options_;
+  Attributor& attributor_;
+  const std::optional<mw_reason> reason_;
+  const uint64_t realtime_offset_ns_;
+  uint64_t received_ = 0, printed_ = 0, filtered_ = 0, rate_limited_ = 0;
+  uint64_t rate_second_ = 0, printed_in_second_ = 0;
+};
+
+uint64_t RingBufferDrops(const Probes& probes) {
+  CounterSnapshot counters;
+  ReadCounters(probes, &counters);
+  return counters.host.drops[MW_DROP_TRACE_RINGBUF];
 }
 
 }  // namespace
@@ -82,39 +159,54 @@ int RunTrace(const TraceOptions& options) {
     spdlog::error("{}", error);
     return 1;
   }
-  TraceState st{&options, &session->attributor(), {}};
-  if (!options.reason.empty()) st.reason = ReasonFromName(options.reason);
-  ring_buffer* rb =
-      ring_buffer__new(bpf_map__fd(session->probes().trace_events_map()), OnEvent, &st, nullptr);
+  Tracer tracer(options, session->attributor());
+  ring_buffer* rb = ring_buffer__new(bpf_map__fd(session->probes().trace_events_map()), Tracer::Deliver, &tracer,
+                                     nullptr);
   if (!rb) {
     spdlog::error("cannot open the trace ring buffer: {}", std::strerror(errno));
     return 1;
   }
-  std::printf("# tracing migrations%s; at most %u lines/s, the rest counted as dropped. Ctrl-C to stop.\n",
-              options.pid ? (" of tid/pid " + std::to_string(options.pid)).c_str() : "", options.max_rate);
-  std::printf("%-15s %24s %-16s %-12s %-14s %-14s %s\n", "TIME", "TASK/TID", "PROCESS", "VM", "CPU", "REASON",
-              "MOVED BY");
-  std::fflush(stdout);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options.duration_seconds);
+  tracer.PrintHeader();
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(options.duration_seconds));
+  auto next_update = Clock::now() + std::chrono::seconds(1);
   int status = 0;
   while (!StopRequested()) {
-    int n = ring_buffer__poll(rb, 100);
+    const int n = ring_buffer__poll(rb, 100);
     if (n < 0 && n != -EINTR) {
       spdlog::error("reading the trace ring buffer failed: {}", std::strerror(-n));
       status = 1;
       break;
     }
-    session->Poll(0);
-    if (options.duration_seconds > 0 && std::chrono::steady_clock::now() >= deadline) break;
+    if (n > 0) {
+      std::fflush(stdout);
+      // Let records gather before the next read: under a storm, reading
+      // them in batches costs far less (here and in the kernel's wakeups)
+      // than one wakeup per record, and the buffer holds 10 ms of five
+      // million records a second.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!session->Poll(0)) {
+      status = 1;
+      break;
+    }
+    const auto now = Clock::now();
+    // Forgets exited processes, so that a reused pid gets its own name and
+    // the process map does not fill up with the dead.
+    if (now >= next_update) {
+      session->attributor().Update();
+      next_update = now + std::chrono::seconds(1);
+    }
+    if (options.duration_seconds > 0 && now >= deadline) break;
   }
   // What is still in the buffer was recorded: deliver it before the summary.
-  ring_buffer__consume(rb);
+  if (const int n = ring_buffer__consume(rb); n < 0) {
+    spdlog::error("reading the trace ring buffer failed: {}", std::strerror(-n));
+    status = 1;
+  }
   ring_buffer__free(rb);
-  const uint64_t kernel_drops = KernelTraceDrops(session->probes());
-  std::printf("# %lu events: %lu printed, %lu filtered out, dropped %lu (%lu ring buffer full, %lu over --max-rate)\n",
-              st.received + kernel_drops, st.printed, st.filtered, kernel_drops + st.rate_limited, kernel_drops,
-              st.rate_limited);
-  std::fflush(stdout);
+  tracer.PrintSummary(RingBufferDrops(session->probes()));
   return status;
 }
 

@@ -26,6 +26,7 @@ using ReasonCounts = std::array<uint64_t, MW_REASON_COUNT>;
 /// a valid Prometheus counter.
 struct AttributionTotals {
   std::map<std::string, ReasonCounts> process_migrations;
+  std::map<std::string, uint64_t> process_stopper_ns;  ///< stopper time moving its threads
   std::map<std::string, uint64_t> requester_stopper_ns;
   std::map<std::string, uint64_t> requester_stopper_runs;
   std::map<std::string, uint64_t> affinity_changes;
@@ -63,7 +64,7 @@ class Attributor {
   AttributionTotals Totals() const;
   /// A process exec'd: who it is must be read again from /proc (its name,
   /// and whether it is QEMU now).
-  void OnExec(uint32_t tgid);
+  void OnExec(uint32_t tgid, const std::string& comm);
   /// The label a VM name gets under the VM label cap (shared by every
   /// per-VM metric so that they fold alike).
   std::string VmLabel(const std::string& vm);
