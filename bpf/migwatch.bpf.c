@@ -119,6 +119,8 @@ struct cpu_state {
 	__u32 in_sched_softirq;
 	__u32 fentry_work;     /* MW_WORK_* + 1 from a stopper function's fentry */
 	__u32 in_move_queued;  /* inside move_queued_task (fentry/fexit) */
+	__u32 move_traced;     /* sched_migrate_task fired inside it */
+	__u32 stopper_bringups; /* cpu_bringups of this CPU when the stopper ran in */
 	__u32 run_reason;      /* MW_REASON_* + 1 of the first move in this run */
 	__u32 run_moved_tgid;  /* process of the first task moved in this run */
 };
@@ -152,13 +154,20 @@ struct {
  * wakes every CPU's stopper, not only the dying CPU's. */
 __u64 last_teardown_ns = 0;
 
-/* Last teardown step per CPU (ns), 0 once it comes back up. */
+/* Per CPU: its last teardown step (ns, 0 once it comes back up) and how
+ * often it came back up, so that a stopper interval that spans an offline
+ * period (its switch out was never seen) is not charged. */
+struct cpu_hotplug {
+	__u64 teardown_ns;
+	__u64 bringups;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} cpu_teardown_ns SEC(".maps");
+	__type(value, struct cpu_hotplug);
+} cpu_hotplug SEC(".maps");
 
 /* What a task is in the middle of, keyed by tid: set on syscall entry or on
  * a NUMA tracepoint, cleared on syscall exit or when consumed. */
@@ -250,9 +259,16 @@ static __always_inline void task_mark_clear(__u32 tid, __u32 mark)
 
 static __always_inline bool cpu_in_teardown(__u32 cpu, __u64 now)
 {
-	__u64 *t = bpf_map_lookup_elem(&cpu_teardown_ns, &cpu);
+	struct cpu_hotplug *h = bpf_map_lookup_elem(&cpu_hotplug, &cpu);
 
-	return t && *t && now - *t < HOTPLUG_WINDOW_NS;
+	return h && h->teardown_ns && now - h->teardown_ns < HOTPLUG_WINDOW_NS;
+}
+
+static __always_inline __u32 cpu_bringups(__u32 cpu)
+{
+	struct cpu_hotplug *h = bpf_map_lookup_elem(&cpu_hotplug, &cpu);
+
+	return h ? (__u32)h->bringups : 0;
 }
 
 /* The process entry of tgid, created on first use; the overflow entry once
@@ -411,30 +427,20 @@ static __always_inline void emit_trace_event(struct task_struct *p, __u32 pid, _
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline int handle_migrate(struct task_struct *p, int dest_cpu)
+/* Counts one migration of p from src to dst, decided to be `reason`. */
+static __always_inline void count_migration(struct task_struct *p, __u32 src, __u32 dst, __u32 reason,
+					    __u32 this_cpu, struct cpu_state *st, struct mw_host_stats *hs,
+					    __u64 now)
 {
-	__u32 src = task_cpu(p), dst = dest_cpu;
-	__u32 this_cpu = bpf_get_smp_processor_id();
-	__u32 pid, tgid, reason, idx;
-	struct mw_host_stats *hs = this_host_stats();
-	struct cpu_state *st = this_cpu_state();
 	struct mw_thread_stats *ts;
 	struct mw_process_stats *ps;
 	struct mw_cpu_moves *cm;
-	__u64 *nm, now;
+	__u32 pid, tgid, idx;
+	__u64 *nm;
 
-	if (!hs || !st)
-		return 0;
-	/* The tracepoint fires before set_task_cpu() checks for a change. */
-	if (src == dst) {
-		hs->same_cpu_events++;
-		return 0;
-	}
-	now = bpf_ktime_get_ns();
-	reason = classify_migration(p, src, dst, this_cpu, st, now);
-	if (reason < MW_REASON_COUNT)
-		hs->migrations[reason]++;
-
+	if (reason >= MW_REASON_COUNT)
+		reason = MW_REASON_OTHER;
+	hs->migrations[reason]++;
 	if ((cm = bpf_map_lookup_elem(&cpu_moves, &src)))
 		cm->out++;
 	if ((cm = bpf_map_lookup_elem(&cpu_moves, &dst)))
@@ -454,11 +460,10 @@ static __always_inline int handle_migrate(struct task_struct *p, int dest_cpu)
 	}
 	if (ts) {
 		BPF_CORE_READ_INTO(&ts->comm, p, comm);
-		if (reason < MW_REASON_COUNT)
-			ts->migrations[reason]++;
+		ts->migrations[reason]++;
 	}
 	ps = process_entry(tgid, BPF_CORE_READ(p, group_leader), task_flags_of(p), NULL);
-	if (ps && reason < MW_REASON_COUNT)
+	if (ps)
 		ps->migrations[reason]++;
 
 	if (st->stopper_start_ns && !st->run_reason) {
@@ -485,6 +490,26 @@ static __always_inline int handle_migrate(struct task_struct *p, int dest_cpu)
 	}
 	if (trace_enabled)
 		emit_trace_event(p, pid, tgid, src, dst, reason, now, this_cpu, st);
+}
+
+static __always_inline int handle_migrate(struct task_struct *p, int dest_cpu)
+{
+	__u32 src = task_cpu(p), dst = dest_cpu;
+	__u32 this_cpu = bpf_get_smp_processor_id();
+	struct mw_host_stats *hs = this_host_stats();
+	struct cpu_state *st = this_cpu_state();
+	__u64 now;
+
+	if (!hs || !st)
+		return 0;
+	st->move_traced = 1;
+	/* The tracepoint fires before set_task_cpu() checks for a change. */
+	if (src == dst) {
+		hs->same_cpu_events++;
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	count_migration(p, src, dst, classify_migration(p, src, dst, this_cpu, st, now), this_cpu, st, hs, now);
 	return 0;
 }
 
@@ -574,8 +599,14 @@ static __always_inline int handle_switch(struct task_struct *next, __u32 next_pi
 	/* The stopper runs only on its own CPU, so the interval that started
 	 * when it was switched in ends at this CPU's next switch. */
 	if (st->stopper_start_ns) {
-		now = bpf_ktime_get_ns();
-		charge_stopper_run(st, now - st->stopper_start_ns);
+		__u32 this_cpu = bpf_get_smp_processor_id();
+
+		/* Kernels before 5.11 trace nothing on a CPU that has gone offline:
+		 * an interval whose end fell into an offline period has no end. */
+		if (cpu_bringups(this_cpu) == st->stopper_bringups) {
+			now = bpf_ktime_get_ns();
+			charge_stopper_run(st, now - st->stopper_start_ns);
+		}
 		st->stopper_start_ns = 0;
 	}
 	if (st->stopper_pid) {
@@ -588,6 +619,7 @@ static __always_inline int handle_switch(struct task_struct *next, __u32 next_pi
 		st->stopper_pid = next_pid;
 	}
 	st->stopper_start_ns = bpf_ktime_get_ns();
+	st->stopper_bringups = cpu_bringups(bpf_get_smp_processor_id());
 	return 0;
 }
 
@@ -721,16 +753,18 @@ int BPF_PROG(hrtimer_expire_exit_raw, struct hrtimer *timer) { return handle_hrt
 
 static __always_inline int handle_cpuhp_enter(unsigned int cpu, int target, int idx)
 {
-	__u64 *t = bpf_map_lookup_elem(&cpu_teardown_ns, &cpu);
+	struct cpu_hotplug *h = bpf_map_lookup_elem(&cpu_hotplug, &cpu);
 
 	if (target < idx) {
 		__u64 now = bpf_ktime_get_ns();
 
-		if (t)
-			*t = now;
+		if (h)
+			h->teardown_ns = now;
 		last_teardown_ns = now;
-	} else if (t) {
-		*t = 0;
+	} else if (h && h->teardown_ns) {
+		/* The first step of bringing it back up. */
+		h->teardown_ns = 0;
+		h->bringups++;
 	}
 	return 0;
 }
@@ -932,23 +966,35 @@ SEC("fentry/softlockup_fn")
 int BPF_PROG(softlockup_fn_entry) { return set_fentry_work(MW_WORK_WATCHDOG); }
 
 /* move_queued_task() is static; where it is traceable, a move inside it that
- * does not come from the stopper is affine_move_task() moving a queued task. */
+ * does not come from the stopper is affine_move_task() moving a queued task.
+ * It also sees moves the tracepoint cannot: before 5.11, migrate_tasks()
+ * empties a dying CPU after it is marked offline, and tracepoints do not
+ * fire on an offline CPU. */
 SEC("fentry/move_queued_task")
-int BPF_PROG(move_queued_task_entry)
+int BPF_PROG(move_queued_task_entry, struct rq *rq, struct rq_flags *rf, struct task_struct *p, int new_cpu)
 {
 	struct cpu_state *st = this_cpu_state();
 
-	if (st)
+	if (st) {
 		st->in_move_queued = 1;
+		st->move_traced = 0;
+	}
 	return 0;
 }
 
 SEC("fexit/move_queued_task")
-int BPF_PROG(move_queued_task_exit)
+int BPF_PROG(move_queued_task_exit, struct rq *rq, struct rq_flags *rf, struct task_struct *p, int new_cpu)
 {
 	struct cpu_state *st = this_cpu_state();
+	struct mw_host_stats *hs = this_host_stats();
+	__u32 src;
 
-	if (st)
-		st->in_move_queued = 0;
+	if (!st || !hs)
+		return 0;
+	st->in_move_queued = 0;
+	src = BPF_CORE_READ(rq, cpu);
+	if (!st->move_traced && src != (__u32)new_cpu)
+		count_migration(p, src, new_cpu, MW_REASON_HOTPLUG, bpf_get_smp_processor_id(), st, hs,
+				bpf_ktime_get_ns());
 	return 0;
 }

@@ -174,7 +174,7 @@ bool Configure(migwatch_bpf* skel, const ProbeOptions& options, unsigned possibl
   auto* maps = &skel->maps;
   return bpf_map__set_max_entries(maps->cpu_moves, possible_cpus) == 0 &&
          bpf_map__set_max_entries(maps->stopper_requests, possible_cpus) == 0 &&
-         bpf_map__set_max_entries(maps->cpu_teardown_ns, possible_cpus) == 0 &&
+         bpf_map__set_max_entries(maps->cpu_hotplug, possible_cpus) == 0 &&
          bpf_map__set_max_entries(maps->node_moves, nodes * nodes) == 0 &&
          bpf_map__set_max_entries(maps->thread_stats, options.max_threads) == 0 &&
          bpf_map__set_max_entries(maps->process_stats, options.max_processes) == 0 &&

@@ -157,8 +157,10 @@ int Spinners(unsigned threads, double seconds, const std::vector<int>& cpus) {
       return 1;
     }
   }
+  WaitFor("go");
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   std::cout << "threads=" << threads << std::endl;
+  WaitFor("quit");  // still spinning: a test can take their CPU away meanwhile
   return 0;
 }
 
