@@ -271,21 +271,29 @@ static __always_inline __u32 cpu_bringups(__u32 cpu)
 	return h ? (__u32)h->bringups : 0;
 }
 
-/* The process entry of tgid, created on first use; the overflow entry once
- * the map is full, so the count still lands somewhere user space sees. */
+/* The process entry of tgid, created on first use (named after `task`'s
+ * thread-group leader, or `comm` without a task); the overflow entry once the
+ * map is full, so the count still lands somewhere user space sees. The
+ * leader is read only on creation: this runs on every migration. */
 static __always_inline struct mw_process_stats *
-process_entry(__u32 tgid, struct task_struct *leader, __u32 flags, const char *comm)
+process_entry(__u32 tgid, struct task_struct *task, __u32 flags, const char *comm)
 {
 	struct mw_process_stats *ps = bpf_map_lookup_elem(&process_stats, &tgid);
-	struct mw_process_stats fresh = { .flags = flags };
+	struct mw_process_stats fresh = {};
 	__u32 overflow = MW_OVERFLOW_TGID;
 
 	if (ps)
 		return ps;
-	if (leader)
+	if (task) {
+		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
 		BPF_CORE_READ_INTO(&fresh.comm, leader, comm);
-	else if (comm)
-		__builtin_memcpy(fresh.comm, comm, MW_COMM_LEN);
+		fresh.flags = (BPF_CORE_READ(task, flags) & PF_KTHREAD) ? MW_TASK_KTHREAD : 0;
+	} else {
+		if (comm)
+			__builtin_memcpy(fresh.comm, comm, MW_COMM_LEN);
+		fresh.flags = flags;
+	}
 	bpf_map_update_elem(&process_stats, &tgid, &fresh, BPF_NOEXIST);
 	ps = bpf_map_lookup_elem(&process_stats, &tgid);
 	if (ps)
@@ -455,14 +463,13 @@ static __always_inline void count_migration(struct task_struct *p, __u32 src, __
 	if (!ts) {
 		struct mw_thread_stats fresh = { .tgid = tgid };
 
+		BPF_CORE_READ_INTO(&fresh.comm, p, comm);
 		bpf_map_update_elem(&thread_stats, &pid, &fresh, BPF_NOEXIST);
 		ts = bpf_map_lookup_elem(&thread_stats, &pid);
 	}
-	if (ts) {
-		BPF_CORE_READ_INTO(&ts->comm, p, comm);
+	if (ts)
 		ts->migrations[reason]++;
-	}
-	ps = process_entry(tgid, BPF_CORE_READ(p, group_leader), task_flags_of(p), NULL);
+	ps = process_entry(tgid, p, 0, NULL);
 	if (ps)
 		ps->migrations[reason]++;
 
@@ -840,9 +847,7 @@ static __always_inline void setaffinity_exit(void)
 		return;
 	if (m->forced_move) {
 		struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
-		struct mw_process_stats *ps =
-			process_entry(BPF_CORE_READ(cur, tgid), BPF_CORE_READ(cur, group_leader),
-				      task_flags_of(cur), NULL);
+		struct mw_process_stats *ps = process_entry(BPF_CORE_READ(cur, tgid), cur, 0, NULL);
 
 		if (ps)
 			ps->affinity_changes++;

@@ -151,6 +151,16 @@ void Attributor::OnExec(uint32_t tgid, const std::string& comm) {
   if (auto it = tracked_.find(tgid); it != tracked_.end()) it->second.identity = ResolveProcess(tgid, comm, 0);
 }
 
+void Attributor::OnRename(uint32_t tgid, const std::string& comm) {
+  std::lock_guard lock(mutex_);
+  auto it = tracked_.find(tgid);
+  if (it == tracked_.end() || comm.empty()) return;
+  ProcessIdentity& id = it->second.identity;
+  bool kthread = false;
+  if (auto stat = ReadProcessStat(tgid)) kthread = stat->IsKernelThread();
+  id.name = kthread ? KernelThreadLabel(comm) : comm;
+}
+
 std::string Attributor::VmLabel(const std::string& vm) {
   std::lock_guard lock(mutex_);
   std::string label = vm_labels_.Label(vm);

@@ -211,7 +211,6 @@ std::unique_ptr<Probes> Probes::Load(const ProbeOptions& options, std::string* e
   std::string tracefs_error;
   std::optional<std::string> tracefs = EnsureTracefs(&tracefs_error);
   std::unique_ptr<btf, decltype(&btf__free)> vmlinux(btf__load_vmlinux_btf(), btf__free);
-  if (!vmlinux) vmlinux.reset();
 
   const auto& hooks = Hooks();
   // Modes ruled out per hook, with the reason; grows on every failed attempt.
@@ -233,6 +232,32 @@ std::unique_ptr<Probes> Probes::Load(const ProbeOptions& options, std::string* e
           refuse(hook, v.mode, "watchdog_timer_fn is not visible in /proc/kallsyms");
   }
 
+  // What the kernel's BTF and tracefs rule out is decided once, up front, so
+  // that the parsed BTF (megabytes) is freed before libbpf parses its own
+  // copy to load.
+  {
+    std::unique_ptr<migwatch_bpf, SkeletonDeleter> skel(migwatch_bpf__open());
+    if (!skel) {
+      *error = "cannot open the BPF object: " + std::string(std::strerror(errno));
+      return nullptr;
+    }
+    for (const auto& hook : hooks) {
+      for (const auto& variant : hook.variants) {
+        if (refused[hook.name].count(variant.mode)) continue;
+        std::optional<std::string> why;
+        if (variant.mode == MW_MODE_FENTRY && fentry_refusal) why = fentry_refusal;
+        for (const char* name : variant.programs) {
+          if (why) break;
+          bpf_program* p = bpf_object__find_program_by_name(skel->obj, name);
+          if (!p) why = std::string("program ") + name + " missing from the BPF object";
+          else why = StaticRefusal(p, variant.mode, vmlinux.get(), tracefs);
+        }
+        if (why) refuse(hook, variant.mode, *why);
+      }
+    }
+  }
+  vmlinux.reset();
+
   // Every failed attempt rules out one (hook, mode), so this ends.
   size_t max_attempts = 1;
   for (const auto& hook : hooks) max_attempts += hook.variants.size();
@@ -253,18 +278,6 @@ std::unique_ptr<Probes> Probes::Load(const ProbeOptions& options, std::string* e
     for (const auto& hook : hooks) {
       for (const auto& variant : hook.variants) {
         if (refused[hook.name].count(variant.mode)) continue;
-        std::optional<std::string> why;
-        if (variant.mode == MW_MODE_FENTRY && fentry_refusal) why = fentry_refusal;
-        for (const char* name : variant.programs) {
-          if (why) break;
-          bpf_program* p = bpf_object__find_program_by_name(skel->obj, name);
-          if (!p) why = std::string("program ") + name + " missing from the BPF object";
-          else why = StaticRefusal(p, variant.mode, vmlinux.get(), tracefs);
-        }
-        if (why) {
-          refuse(hook, variant.mode, *why);
-          continue;
-        }
         chosen[hook.name] = &variant;
         for (const char* name : variant.programs)
           bpf_program__set_autoload(bpf_object__find_program_by_name(skel->obj, name), true);

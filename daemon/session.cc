@@ -40,10 +40,13 @@ std::unique_ptr<Session> Session::Open(const CommonOptions& options, std::string
 }
 
 void Session::OnTaskEvent(const mw_task_event& event) {
-  if (event.kind == MW_TASK_EXEC)
-    attributor_->OnExec(event.tgid, std::string(event.comm, strnlen(event.comm, MW_COMM_LEN)));
-  else
-    qemu_->OnTaskEvent(event);
+  const std::string comm(event.comm, strnlen(event.comm, MW_COMM_LEN));
+  if (event.kind == MW_TASK_EXEC) {
+    attributor_->OnExec(event.tgid, comm);
+    return;
+  }
+  if (event.kind == MW_TASK_RENAME && event.pid == event.tgid) attributor_->OnRename(event.tgid, comm);
+  qemu_->OnTaskEvent(event);
 }
 
 Session::~Session() {

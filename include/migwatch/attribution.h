@@ -65,6 +65,10 @@ class Attributor {
   /// A process exec'd: who it is must be read again from /proc (its name,
   /// and whether it is QEMU now).
   void OnExec(uint32_t tgid, const std::string& comm);
+  /// A process renamed its main thread (prctl, pthread_setname_np): its
+  /// label follows. `comm` is the new name (the rename is traced before
+  /// /proc shows it).
+  void OnRename(uint32_t tgid, const std::string& comm);
   /// The label a VM name gets under the VM label cap (shared by every
   /// per-VM metric so that they fold alike).
   std::string VmLabel(const std::string& vm);

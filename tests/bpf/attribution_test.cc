@@ -2,6 +2,8 @@
 // drives the kernel one way and compares migwatch's labels and counts with
 // the kernel's own se.nr_migrations.
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -331,6 +333,47 @@ TEST(Attribution, AProcessThatExecsQemuBecomesAVm) {
   w.Send("end");
   w.Send("quit");
   EXPECT_EQ(w.Wait(), 0);
+}
+
+// A process named by prctl() after it was first counted: its label follows.
+TEST(Attribution, AProcessThatRenamesItselfIsLabelledByItsNewName) {
+  MIGWATCH_REQUIRE_BPF();
+  auto session = OpenSession();
+  ASSERT_TRUE(session);
+  auto cpus = workload::AllowedCpus();
+  ASSERT_GE(cpus.size(), 2u);
+  const std::string renamed = UniqueName("mwt-ren-");
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    workload::PinThread(0, cpus[0]);
+    workload::PinThread(0, cpus[1]);  // counted under the test binary's name
+    char c;
+    if (read(go[0], &c, 1) != 1) _exit(1);
+    prctl(PR_SET_NAME, renamed.c_str(), 0, 0, 0);
+    workload::PinThread(0, cpus[0]);  // counted under the new name
+    if (read(go[0], &c, 1) != 1) _exit(1);
+    _exit(0);
+  }
+  ASSERT_GT(child, 0);
+  std::this_thread::sleep_for(100ms);
+  session->attributor().Update();
+  EXPECT_NE(session->attributor().Identity(child).name, renamed);
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  for (int i = 0; i < 250 && session->attributor().Identity(child).name != renamed; ++i) {
+    session->Poll(20);
+  }
+  EXPECT_EQ(session->attributor().Identity(child).name, renamed);
+  session->Poll(50);
+  session->attributor().Update();
+  EXPECT_GE(ValueOr0(session->attributor().Totals().process_migrations, renamed), 1u);
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(go[0]);
+  close(go[1]);
 }
 
 TEST(Attribution, LabelCapHoldsForAThousandShortLivedProcesses) {

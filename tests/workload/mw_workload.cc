@@ -18,6 +18,7 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -75,6 +76,7 @@ class Mover {
     pid_ = fork();
     if (pid_ == 0) {
       SetComm("mw-mover");
+      prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
       close(request_[1]);  // or reading request_[0] never sees the end
       close(reply_[0]);
       int cpu;
@@ -286,6 +288,8 @@ int FakeVm() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A test that dies (or is killed) must not leave its storm running.
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   std::string self = argv[0];
   if (self.substr(self.rfind('/') + 1).rfind("qemu-system-", 0) == 0) return FakeVm();
 
