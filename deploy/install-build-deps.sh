@@ -14,11 +14,14 @@ packages=(
   cmake make g++ pkg-config clang llvm bpftool
   libbpf-dev libelf-dev zlib1g-dev
   prometheus-cpp-dev libcivetweb-dev libcli11-dev libspdlog-dev libyaml-cpp-dev
-  libsystemd-dev libcrypt-dev libssl-dev libncurses-dev
+  libsystemd-dev libcrypt-dev libssl-dev libncurses-dev libcap-ng-dev
   # tests
   libgtest-dev libgmock-dev libclang-rt-14-dev
   prometheus curl python3 systemd tmux procps util-linux
+  apache2-utils  # htpasswd: bcrypt hashes for the basic auth test
   dpkg-dev file
+  # benchmarks (tests/bench): the tools migwatch is compared with
+  bpftrace linux-perf
   # kernel matrix: Debian kernels booted under QEMU
   qemu-system-x86 busybox-static cpio gzip
 )

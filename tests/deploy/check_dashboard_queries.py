@@ -1,15 +1,12 @@
 #!/usr/bin/env python3
 """Run every query of the dashboards against a live Prometheus.
 
-Substitutes the dashboard variables the way Grafana would for one migwatch
-target, then requires each panel query to be accepted and to return data,
-and each label_values() variable to have values. Panels listed with
---allow-empty "FILE:PANEL TITLE" only need to be accepted (they have no data
-until a workload produces it); a listed panel that does not exist is an error,
-so the list stays accurate.
+Substitutes the dashboard variables the way Grafana would with one job,
+instance and VM selected, then requires each label_values() variable to offer
+the selected value and each panel query to be accepted and to return data.
 
   check_dashboard_queries.py --prometheus http://127.0.0.1:9090 --job migwatch
-      --instance 127.0.0.1:19662 --since UNIX_TIME [--allow-empty F:T]... FILE...
+      --instance 127.0.0.1:19662 --vm NAME --since UNIX_TIME FILE...
 """
 
 import argparse
@@ -56,22 +53,20 @@ def main():
     parser.add_argument("--prometheus", required=True)
     parser.add_argument("--job", required=True)
     parser.add_argument("--instance", required=True)
+    parser.add_argument("--vm", required=True, help="a VM that the daemon reports (the vm label)")
     parser.add_argument("--since", type=float, required=True, help="start of the range queries (unix time)")
-    parser.add_argument("--allow-empty", action="append", default=[], metavar="FILE:TITLE")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args()
 
     now = time.time()
+    selected = {"job": args.job, "instance": args.instance, "vm": args.vm}
     values = {
-        "$job": args.job,
-        "$instance": args.instance,
-        "$vm": ".+",
+        **{f"${name}": value for name, value in selected.items()},
         "$__rate_interval": RATE_INTERVAL,
         "$__interval": "1s",
         "$__range": f"{max(int(now - args.since), 1)}s",
     }
-    allow_empty = set(args.allow_empty)
-    seen, failures, checked = set(), [], 0
+    failures, checked = [], 0
 
     for path in args.files:
         board = json.loads(path.read_text(encoding="utf-8"))
@@ -84,18 +79,19 @@ def main():
             if not m:
                 failures.append(f"{where}: cannot run {query!r}")
                 continue
+            if var["name"] not in selected:
+                failures.append(f"{where}: no value to select (known: {', '.join(selected)})")
+                continue
             selector = substitute(m.group(1), values)
             reply = api(args.prometheus, f"label/{m.group(2)}/values", {"match[]": selector, "start": args.since, "end": now})
             checked += 1
             if reply.get("status") != "success":
                 failures.append(f"{where}: {selector}: {reply.get('error')}")
-            elif not reply.get("data") and f"{path.name}:variable {var['name']}" not in allow_empty:
-                failures.append(f"{where}: {selector}: no values")
-            seen.add(f"{path.name}:variable {var['name']}")
+            elif selected[var["name"]] not in reply.get("data", []):
+                failures.append(f"{where}: {selector}: offers {reply.get('data')}, not {selected[var['name']]!r}")
 
         for panel in board["panels"]:
             key = f"{path.name}:{panel['title']}"
-            seen.add(key)
             for t in panel.get("targets", []):
                 where = f"{key} [{t['refId']}]"
                 try:
@@ -111,13 +107,8 @@ def main():
                 if reply.get("status") != "success":
                     failures.append(f"{where}: rejected: {reply.get('error')}\n    {expr}")
                 elif not has_data(reply):
-                    if key in allow_empty:
-                        print(f"no data, allowed: {where}")
-                    else:
-                        failures.append(f"{where}: no data\n    {expr}")
+                    failures.append(f"{where}: no data\n    {expr}")
 
-    for key in sorted(allow_empty - seen):
-        failures.append(f"--allow-empty {key}: no such panel or variable")
     for f in failures:
         print(f"FAIL: {f}")
     print(f"{checked} dashboard queries run, {len(failures)} failures")
