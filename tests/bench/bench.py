@@ -1,0 +1,957 @@
+#!/usr/bin/env python3
+"""migwatch benchmarks: what watching migrations costs the kernel, the
+workloads and the host, measured side by side in one run.
+
+Sections (README.md in this directory explains every number):
+  kernel    run time per event of each BPF program, as a ratio to an empty
+            program on the same hook
+  slowdown  workload throughput alone, under migwatch, bpftrace, perf record
+            and perf stat, interleaved
+  daemon    the daemon's CPU and memory at idle and under load, whether it
+            counted every migration, and /metrics scrape latency
+  trace     events delivered and dropped by `migwatch trace` under a storm
+  vm        scrape latency inside QEMU guests with 2 and 8 vCPUs
+
+Writes bench.json (machine-readable) and bench.md (tables) to --out, after
+every section, so that a failure late in the run keeps what was measured.
+Needs root. Standard library only.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+SCHEMA = "migwatch-bench/1"
+SECTIONS = ("kernel", "slowdown", "daemon", "trace", "vm")
+VM_PY = Path(__file__).resolve().parent.parent / "vm" / "vm.py"
+VM_KERNEL = "6.12"
+GUEST_MARKER = "MWBENCH "
+# Prometheus's default scrape interval: the daemon is scraped this often
+# while its CPU time is measured, as it would be in production.
+SCRAPE_INTERVAL_SECONDS = 15
+# After a tool has started and before a measurement: the daemon's first
+# walk of /proc and bpftrace's start-up are not what is measured.
+SETTLE_SECONDS = 2
+# The classic bpftrace one-liner an operator would type.
+BPFTRACE_ONE_LINER = "tracepoint:sched:sched_migrate_task { @[comm] = count(); }"
+# Printed once every probe is attached: bpftrace fires BEGIN after attaching.
+BPFTRACE_READY = 'BEGIN { printf("ready\\n"); } '
+
+
+class BenchError(Exception):
+    """A failure that ends the run, with a message that says what failed."""
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- sizes
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    key: str  # in bench.json
+    role: str  # process name suffix
+    title: str  # table heading
+    arguments: tuple[str, ...]  # of mw_workload, before the size
+    size_option: str
+    field: str  # mw_workload's throughput line
+
+
+STORM = Workload("affinity_storm", "storm", "affinity-storm flips/s", ("affinity-storm",), "--flips",
+                 "flips_per_second")
+# Every flip finds the spinner running: each one needs the stopper thread,
+# as when a management daemon repins running vCPUs.
+STORM_WHILE_RUNNING = Workload("affinity_storm_while_running", "running",
+                               "affinity-storm --while-running flips/s",
+                               ("affinity-storm", "--while-running"), "--flips", "flips_per_second")
+PINGPONG = Workload("pingpong", "pingpong", "pingpong rounds/s", ("pingpong",), "--rounds", "rounds_per_second")
+WORKLOADS = (STORM, STORM_WHILE_RUNNING, PINGPONG)
+
+
+class Sizes:
+    """Work per measurement: a full run aims at seconds per measurement
+    (noise on two shared cores is large); --quick only checks the plumbing."""
+
+    def __init__(self, quick: bool):
+        self.work = {STORM: 1500, STORM_WHILE_RUNNING: 1500, PINGPONG: 300} if quick else \
+            {STORM: 40000, STORM_WHILE_RUNNING: 60000, PINGPONG: 15000}
+        self.repetitions = 1 if quick else 5
+        self.phase_seconds = 3 if quick else 30
+        self.scrapes = 50 if quick else 1000
+        self.trace_flips = 2000 if quick else 100000
+
+    def arguments(self, workload: Workload) -> list[str]:
+        return [*workload.arguments, workload.size_option, str(self.work[workload])]
+
+
+# ---------------------------------------------------------------- processes
+
+
+def parse_key_values(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep:
+            values[key] = value
+    return values
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 20) -> None:
+    """Stops one process this script started, by its pid."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Workloads:
+    """mw_workload runs through a symlink per role, so that each role's
+    process has a name of its own (the kernel takes the comm from the file
+    name at exec) that migwatch labels and nothing else on the host shares.
+    Held runs, whose counts are checked, get a name no other run had."""
+
+    def __init__(self, binary: Path, scratch: Path):
+        self.binary = binary
+        self.scratch = scratch
+        self.serial = 0
+
+    def link(self, name: str) -> Path:
+        path = self.scratch / name[:15]
+        if not path.is_symlink():
+            path.symlink_to(self.binary)
+        return path
+
+    def run(self, workload: Workload, sizes: Sizes) -> dict[str, str]:
+        arguments = sizes.arguments(workload)
+        result = subprocess.run([self.link(f"mwb-{workload.role}"), *arguments], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BenchError(f"mw_workload {' '.join(arguments)} failed: {result.stdout}{result.stderr}")
+        return parse_key_values(result.stdout)
+
+    def held(self, role: str, arguments: list[str]) -> "HeldWorkload":
+        self.serial += 1
+        return HeldWorkload(self.link(f"mwb{self.serial}-{role}"), arguments)
+
+
+class HeldWorkload:
+    """A workload started with --hold: it waits for "go" before its work and
+    for "quit" after it, so that the kernel's counters can be read around it."""
+
+    def __init__(self, link: Path, args: list[str]):
+        self.name = link.name
+        self.process = subprocess.Popen([link, "--hold", *args], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self.values: dict[str, str] = {}
+        self.wait_for("waiting")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_for(self, key: str) -> str:
+        self.values.pop(key, None)
+        for line in self.process.stdout:
+            self.values.update(parse_key_values(line))
+            if key in self.values:
+                return self.values[key]
+        raise BenchError(f"{self.name} ended before printing {key}= (exit {self.process.wait()})")
+
+    def go(self) -> None:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        self.wait_for("waiting")
+
+    def quit(self) -> None:
+        self.process.stdin.write("quit\n")
+        self.process.stdin.close()
+        if self.process.wait(60) != 0:
+            raise BenchError(f"{self.name} exited with {self.process.returncode}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        stop_process(self.process, signal.SIGTERM)
+
+
+def kernel_migrations(pid: int) -> int:
+    """The kernel's own count of real migrations, se.nr_migrations, summed
+    over the threads of a process: the ground truth migwatch must match."""
+    total = 0
+    for sched in Path(f"/proc/{pid}/task").glob("*/sched"):
+        match = re.search(r"^se\.nr_migrations\s*:\s*(\d+)", sched.read_text(), re.MULTILINE)
+        if not match:
+            raise BenchError(f"no se.nr_migrations in {sched}")
+        total += int(match.group(1))
+    return total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 10) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as answer:
+        return answer.read().decode()
+
+
+SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of one metric whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        match = SAMPLE.match(line)
+        if match and match.group(1) == name:
+            have = dict(LABEL.findall(match.group(2) or ""))
+            if all(have.get(k) == v for k, v in labels.items()):
+                total += float(match.group(3))
+    return total
+
+
+class Daemon:
+    """The migwatch daemon on a port of its own, with a label cap high
+    enough that every workload keeps its own process label."""
+
+    def __init__(self, binary: Path, scratch: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/metrics"
+        self.log_path = scratch / f"migwatch-{self.port}.log"
+        with open(self.log_path, "w") as log_file:
+            self.process = subprocess.Popen(
+                [binary, "--web.listen-address", f"127.0.0.1:{self.port}", "--labels.cap", "10000",
+                 "--log.level", "warn"], stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                raise BenchError(f"migwatch exited with {self.process.returncode}: {self.log_path.read_text()}")
+            with contextlib.suppress(OSError):
+                http_get(self.url, timeout=1)
+                return
+            if time.monotonic() > deadline:
+                stop_process(self.process)
+                raise BenchError(f"migwatch did not serve {self.url} within 60 s")
+            time.sleep(0.1)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def scrape(self) -> str:
+        return http_get(self.url)
+
+    def process_migrations(self, name: str) -> int:
+        return int(metric_sum(self.scrape(), "migwatch_process_migrations_total", process=name))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        stop_process(self.process)
+
+
+class ReadyProcess:
+    """A tool started in the background that says on stdout when it is
+    ready; stopped with SIGINT, as an operator would stop it."""
+
+    def __init__(self, command: list[str], ready: str, what: str):
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seen = []
+        for line in self.process.stdout:
+            seen.append(line)
+            if ready in line:
+                break
+        else:
+            raise BenchError(f"{what} ended before it was ready: {''.join(seen)}")
+        # Keep reading, or a tool that prints would block on a full pipe.
+        self.drain = threading.Thread(target=self.process.stdout.read, daemon=True)
+        self.drain.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        stop_process(self.process)
+        self.drain.join(10)
+
+
+class PerfTool:
+    """perf started with its events disabled, enabled through its control
+    descriptors (the "ack" says they are on), so that no event is missed
+    and perf's start-up is not measured."""
+
+    def __init__(self, arguments: list[str], what: str):
+        control_read, self.control = os.pipe()
+        self.ack, ack_write = os.pipe()
+        self.process = subprocess.Popen(
+            ["perf", *arguments, "-a", "-D", "-1", "--control", f"fd:{control_read},{ack_write}"],
+            pass_fds=(control_read, ack_write), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        os.close(control_read)
+        os.close(ack_write)
+        os.write(self.control, b"enable\n")
+        if os.read(self.ack, 4) != b"ack\n":
+            stop_process(self.process)
+            raise BenchError(f"{what} did not enable its events: {self.process.stderr.read()}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        stop_process(self.process)
+        self.process.stderr.read()
+        os.close(self.control)
+        os.close(self.ack)
+
+
+# ---------------------------------------------------------------- BPF statistics
+
+
+def bpf_program_ids(pid: int) -> set[int]:
+    """Ids of the BPF programs a process holds. Other instances of migwatch
+    may run on the host with programs of the same names: ids tell them apart."""
+    ids = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) == "anon_inode:bpf-prog":
+                match = re.search(r"^prog_id:\s*(\d+)", (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text(),
+                                  re.MULTILINE)
+                if match:
+                    ids.add(int(match.group(1)))
+    return ids
+
+
+def bpf_program_stats(ids: set[int]) -> dict[str, tuple[int, int]]:
+    """name -> (run_time_ns, run_cnt) for the given program ids."""
+    result = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BenchError(f"bpftool prog show failed: {result.stderr}")
+    return {p["name"]: (p.get("run_time_ns", 0), p.get("run_cnt", 0))
+            for p in json.loads(result.stdout) if p["id"] in ids}
+
+
+# ---------------------------------------------------------------- sections
+
+
+def section_kernel(tools, workloads: Workloads, sizes: Sizes) -> dict:
+    """Per-event run time of migwatch's programs and of the empty reference
+    programs on the same hooks, over the same events."""
+    reference = ReadyProcess([tools.reference], "ready=1", "mw_bench_reference")
+    with reference, Daemon(tools.migwatch, workloads.scratch) as daemon:
+        time.sleep(SETTLE_SECONDS)
+        ids = bpf_program_ids(daemon.pid) | bpf_program_ids(reference.process.pid)
+        before = bpf_program_stats(ids)
+        for workload in WORKLOADS:
+            workloads.run(workload, sizes)
+        after = bpf_program_stats(ids)
+
+    def per_event(name: str) -> tuple[int, float | None]:
+        runs = after[name][1] - before[name][1]
+        return runs, (after[name][0] - before[name][0]) / runs if runs else None
+
+    programs = []
+    for name in sorted(after):
+        if name.startswith("ref_"):
+            continue
+        events, ns = per_event(name)
+        reference_name = "ref_" + name
+        reference_ns = per_event(reference_name)[1] if reference_name in after else None
+        programs.append({
+            "program": name, "events": events, "ns_per_event": ns,
+            "reference_program": reference_name if reference_name in after else None,
+            "reference_ns_per_event": reference_ns,
+            "ratio": ns / reference_ns if ns is not None and reference_ns else None,
+        })
+    return {
+        "workload": [" ".join(sizes.arguments(w)) for w in WORKLOADS],
+        "statistics": "BPF_ENABLE_STATS (as kernel.bpf_stats_enabled=1), run_time_ns/run_cnt per program",
+        "programs": programs,
+    }
+
+
+def observers(tools, scratch: Path) -> dict:
+    """Each condition the workloads run under: a context manager factory."""
+    perf_data = scratch / "perf.data"
+    return {
+        "alone": ("nothing attached", contextlib.nullcontext),
+        "migwatch": ("migwatch (the daemon)", lambda: Daemon(tools.migwatch, scratch)),
+        "bpftrace": (f"bpftrace -e '{BPFTRACE_ONE_LINER}'",
+                     lambda: ReadyProcess(["bpftrace", "-e", BPFTRACE_READY + BPFTRACE_ONE_LINER], "ready",
+                                          "bpftrace")),
+        "perf_record": ("perf record -a -e sched:sched_migrate_task",
+                        lambda: PerfTool(["record", "-e", "sched:sched_migrate_task", "-q", "-o", str(perf_data)],
+                                         "perf record")),
+        "perf_stat": ("perf stat -a -e cpu-migrations",
+                      lambda: PerfTool(["stat", "-e", "cpu-migrations"], "perf stat")),
+    }
+
+
+def unavailable_observers() -> list[dict]:
+    """Probes an operator would also try, attempted once here: what the
+    kernel says is the result."""
+    attempts = []
+    for probe in ("kprobe:move_queued_task", "kfunc:move_queued_task"):
+        program = f"{probe} {{ @ = count(); }} BEGIN {{ exit(); }}"
+        result = subprocess.run(["bpftrace", "-e", program], capture_output=True, text=True, timeout=120)
+        # bpftrace 0.17 prints an ERROR when it cannot raise RLIMIT_MEMLOCK and
+        # goes on: kernels that charge BPF memory to the cgroup need no limit.
+        errors = [line for line in (result.stdout + result.stderr).splitlines()
+                  if "ERROR" in line and "RLIMIT_MEMLOCK" not in line]
+        attempts.append({"condition": f"bpftrace {probe}", "available": result.returncode == 0 and not errors,
+                         "reason": "; ".join(errors) or "attached"})
+    return attempts
+
+
+def summarize(values: list[float]) -> dict:
+    return {"runs": values, "median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def section_slowdown(tools, workloads: Workloads, sizes: Sizes) -> dict:
+    """Throughput of each workload under each condition. Conditions rotate
+    between repetitions so that drifts of the host's load spread over all."""
+    conditions = observers(tools, workloads.scratch)
+    names = list(conditions)
+    samples = {name: {w: [] for w in WORKLOADS} for name in names}
+    for repetition in range(sizes.repetitions):
+        order = names[repetition % len(names):] + names[:repetition % len(names)]
+        for name in order:
+            log(f"slowdown: repetition {repetition + 1}/{sizes.repetitions}, {name}")
+            with conditions[name][1]():
+                time.sleep(SETTLE_SECONDS)
+                for w in WORKLOADS:
+                    samples[name][w].append(float(workloads.run(w, sizes)[w.field]))
+    result_conditions = []
+    for name in names:
+        entry = {"condition": name, "command": conditions[name][0]}
+        for w in WORKLOADS:
+            entry[w.key] = summarize(samples[name][w])
+            entry[w.key]["ratio_to_alone"] = entry[w.key]["median"] / statistics.median(samples["alone"][w])
+        result_conditions.append(entry)
+    return {
+        "repetitions": sizes.repetitions,
+        "work": {w.key: " ".join(sizes.arguments(w)) for w in WORKLOADS},
+        "conditions": result_conditions,
+        "not_measured": unavailable_observers(),
+    }
+
+
+def read_cpu(pid: int) -> dict:
+    """User and system time of a process, and its threads' on-CPU time from
+    schedstat. The kernel reports user and system time in clock ticks and
+    holds them back at times to keep them monotonic, so over seconds only
+    their split is exact; their sum is the on-CPU time, which schedstat has
+    in nanoseconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    run_ns = sum(int(p.read_text().split()[0]) for p in Path(f"/proc/{pid}/task").glob("*/schedstat"))
+    return {"user": int(fields[11]) / ticks, "system": int(fields[12]) / ticks, "run_ns": run_ns}
+
+
+def read_memory_mb(pid: int) -> dict:
+    status = Path(f"/proc/{pid}/status").read_text()
+    value = lambda key: int(re.search(rf"^{key}:\s*(\d+) kB", status, re.MULTILINE).group(1)) * 1024 / 1e6
+    return {"rss_mb": value("VmRSS"), "peak_rss_mb": value("VmHWM")}
+
+
+class PeriodicScrapes:
+    """Scrapes the daemon every SCRAPE_INTERVAL_SECONDS in the background."""
+
+    def __init__(self, daemon: Daemon):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, args=(daemon,), daemon=True)
+        self.thread.start()
+
+    def run(self, daemon: Daemon) -> None:
+        while not self.stop.wait(SCRAPE_INTERVAL_SECONDS):
+            daemon.scrape()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def daemon_phase(daemon: Daemon, workloads: Workloads, sizes: Sizes, name: str, workload: Workload | None,
+                 seconds: float) -> dict:
+    """The daemon's cost over `seconds` of wall time while the workload
+    runs back to back (or nothing, at idle)."""
+    migrations_before = metric_sum(daemon.scrape(), "migwatch_migrations_total")
+    cpu_before = read_cpu(daemon.pid)
+    start = time.monotonic()
+    with PeriodicScrapes(daemon):
+        while time.monotonic() - start < seconds:
+            if workload is None:
+                time.sleep(seconds - (time.monotonic() - start))
+            else:
+                workloads.run(workload, sizes)
+    # Where scrapes fall due, one is due at the end.
+    migrations_after = metric_sum(daemon.scrape(), "migwatch_migrations_total")
+    cpu_after = read_cpu(daemon.pid)
+    elapsed = time.monotonic() - start
+    user = cpu_after["user"] - cpu_before["user"]
+    system = cpu_after["system"] - cpu_before["system"]
+    return {
+        "phase": name, "seconds": elapsed,
+        "migrations_per_second": (migrations_after - migrations_before) / elapsed,
+        "user_seconds": user, "system_seconds": system,
+        "cpu_percent_of_one_core": 100 * (cpu_after["run_ns"] - cpu_before["run_ns"]) / 1e9 / elapsed,
+        **read_memory_mb(daemon.pid),
+    }
+
+
+def count_check(daemon: Daemon, workloads: Workloads, sizes: Sizes, together: list[Workload]) -> list[dict]:
+    """Runs the workloads at once and compares each one's migrations as
+    migwatch counted them with the kernel's se.nr_migrations."""
+    with contextlib.ExitStack() as stack:
+        held = [stack.enter_context(workloads.held(w.role, sizes.arguments(w))) for w in together]
+        threads = [threading.Thread(target=w.go) for w in held]
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.monotonic() - start
+        results = []
+        for w in held:
+            kernel = kernel_migrations(w.pid)  # before quit: the threads still exist
+            counted = daemon.process_migrations(w.name)
+            results.append({"workload": " ".join(w.process.args[2:]), "concurrent": len(held),
+                            "seconds": seconds, "kernel_migrations": kernel, "migwatch_migrations": counted,
+                            "migrations_per_second": kernel / seconds, "lost": kernel - counted})
+            w.quit()
+        return results
+
+
+def scrape_latency(tools, url_port: int, count: int, where: str, cpus: int) -> dict:
+    result = subprocess.run([tools.scrape, "--address", f"127.0.0.1:{url_port}", "--count", str(count)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BenchError(f"mw_scrape failed: {result.stdout}{result.stderr}")
+    return {"where": where, "cpus": cpus, **numbers(parse_key_values(result.stdout))}
+
+
+def numbers(values: dict[str, str]) -> dict:
+    return {k: float(v) if "." in v or "e" in v else int(v) for k, v in values.items()}
+
+
+class BackgroundLoad:
+    """A workload run back to back in a thread until the block ends."""
+
+    def __init__(self, workloads: Workloads, sizes: Sizes, workload: Workload):
+        self.stop = threading.Event()
+        self.error: Exception | None = None
+
+        def run():
+            try:
+                while not self.stop.is_set():
+                    workloads.run(workload, sizes)
+            except BenchError as error:
+                self.error = error
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        if self.error:
+            raise self.error
+
+
+def section_daemon(tools, workloads: Workloads, sizes: Sizes) -> dict:
+    """One daemon through idle and loaded phases, then the count checks and
+    the scrape latency against it."""
+    cpus = os.cpu_count()
+    with Daemon(tools.migwatch, workloads.scratch) as daemon:
+        time.sleep(SETTLE_SECONDS)
+        phases = []
+        for name, workload in (("idle", None), ("pingpong", PINGPONG), ("storm", STORM),
+                               ("storm_while_running", STORM_WHILE_RUNNING)):
+            log(f"daemon: phase {name}, {sizes.phase_seconds} s")
+            phases.append(daemon_phase(daemon, workloads, sizes, name, workload, sizes.phase_seconds))
+        log("daemon: count checks")
+        checks = []
+        for together in ([STORM], [STORM_WHILE_RUNNING], [PINGPONG], [STORM, STORM_WHILE_RUNNING]):
+            checks += count_check(daemon, workloads, sizes, together)
+        log("daemon: scrape latency")
+        latency = [scrape_latency(tools, daemon.port, sizes.scrapes, "host, idle", cpus)]
+        with BackgroundLoad(workloads, sizes, STORM):
+            latency.append(scrape_latency(tools, daemon.port, sizes.scrapes, "host, affinity storm", cpus))
+    return {"scrape_interval_seconds": SCRAPE_INTERVAL_SECONDS, "phases": phases, "count_checks": checks,
+            "scrape_latency": latency}
+
+
+# The summary line `migwatch trace` prints at exit, e.g. "# 3999 migrations
+# recorded: 3999 printed, 0 filtered out, 0 dropped (0 ring buffer full,
+# 0 over --max-rate 10000000/s)": each count by its own words.
+TRACE_SUMMARY_COUNTS = {key: re.compile(pattern) for key, pattern in {
+    "events": r"^# (\d+) migrations recorded", "delivered": r"(\d+) printed", "dropped": r"(\d+) dropped",
+    "dropped_ring_buffer_full": r"(\d+) ring buffer full", "dropped_over_max_rate": r"(\d+) over --max-rate",
+}.items()}
+
+
+def trace_summary(text: str) -> dict[str, int] | None:
+    for line in reversed(text.splitlines()):
+        matches = {key: pattern.search(line) for key, pattern in TRACE_SUMMARY_COUNTS.items()}
+        if all(matches.values()):
+            return {key: int(match.group(1)) for key, match in matches.items()}
+    return None
+
+
+def trace_run(tools, workloads: Workloads, flips: int, name: str, max_rate: int | None,
+              stalled_reader: bool) -> dict:
+    """One trace session of one storm process: what it delivered and dropped,
+    against the kernel's count of that process's migrations."""
+    arguments = ["affinity-storm", "--while-running", "--flips", str(flips)]
+    with workloads.held("trace", arguments) as storm:
+        command = [tools.migwatch, "--log.level", "warn", "trace", "-p", str(storm.pid)]
+        if max_rate:
+            command += ["--max-rate", str(max_rate)]
+        output = workloads.scratch / f"trace-{storm.pid}.txt"
+        with open(output, "w+") as sink:
+            # A stalled reader: nobody reads the pipe until the storm is over,
+            # so that the trace blocks in its output and the ring buffer fills.
+            trace = subprocess.Popen(command, stdout=subprocess.PIPE if stalled_reader else sink,
+                                     stderr=subprocess.PIPE, text=True)
+            try:
+                header = wait_trace_header(trace, output, stalled_reader)
+                kernel_before = kernel_migrations(storm.pid)
+                storm.go()
+                kernel = kernel_migrations(storm.pid) - kernel_before
+                drain = None
+                if stalled_reader:
+                    drain = threading.Thread(target=lambda: sink.write(header + trace.stdout.read()))
+                    drain.start()
+                trace.send_signal(signal.SIGINT)
+                trace.wait(120)
+                if drain:
+                    drain.join()
+            finally:
+                stop_process(trace)
+            storm.quit()
+            sink.flush()
+            sink.seek(0)
+            text = sink.read()
+        output.unlink()
+    summary = trace_summary(text)
+    if trace.returncode != 0 or not summary:
+        raise BenchError(f"migwatch trace exited with {trace.returncode} and no summary line: "
+                         f"{text[-500:]}{trace.stderr.read()}")
+    storm_seconds = float(storm.values["seconds"])
+    return {
+        "run": name, "max_rate": max_rate, "stalled_reader": stalled_reader,
+        "storm_flips_per_second": float(storm.values["flips_per_second"]), "storm_seconds": storm_seconds,
+        **summary, "delivered_per_second": summary["delivered"] / storm_seconds,
+        "kernel_migrations": kernel, "unaccounted": kernel - summary["events"],
+    }
+
+
+def wait_trace_header(trace: subprocess.Popen, output: Path, from_pipe: bool) -> str:
+    """The trace prints its header once its programs are attached."""
+    if from_pipe:
+        header = trace.stdout.readline() + trace.stdout.readline()
+        if not header.startswith("# tracing"):
+            raise BenchError(f"migwatch trace did not start: {header}{trace.stderr.read()}")
+        return header
+    deadline = time.monotonic() + 60
+    while "# tracing" not in output.read_text():
+        if trace.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"migwatch trace did not start: {trace.stderr.read() if trace.poll() else ''}")
+        time.sleep(0.05)
+    return ""
+
+
+def section_trace(tools, workloads: Workloads, sizes: Sizes) -> dict:
+    runs = [
+        trace_run(tools, workloads, sizes.trace_flips, "unlimited", 10_000_000, False),
+        trace_run(tools, workloads, sizes.trace_flips, "default --max-rate", None, False),
+        trace_run(tools, workloads, sizes.trace_flips, "stalled reader", 10_000_000, True),
+    ]
+    return {"storm": f"affinity-storm --while-running --flips {sizes.trace_flips}", "runs": runs}
+
+
+GUEST_SCRIPT = """set -e
+migwatch --web.listen-address 127.0.0.1:19662 --log.level warn &
+tries=0
+until wget -q -O /dev/null http://127.0.0.1:19662/metrics; do
+    tries=$((tries + 1))
+    [ $tries -lt 600 ] || exit 1
+    sleep 0.5
+done
+sleep 5  # start-up (the first walk of /proc) is not what is measured
+mw_scrape --address 127.0.0.1:19662 --count {count} > /tmp/scrape.txt
+sed 's/^/{marker}/' /tmp/scrape.txt
+echo "{marker}cpus=$(nproc)"
+kill $!
+"""
+
+
+def guest_scrape_latency(tools, scratch: Path, smp: int, count: int) -> dict:
+    script = scratch / f"guest-{smp}.sh"
+    script.write_text(GUEST_SCRIPT.format(count=count, marker=GUEST_MARKER))
+    command = [sys.executable, VM_PY, "run", VM_KERNEL, "--smp", str(smp), "--guest-script", str(script),
+               "--file", f"{tools.migwatch}:/usr/sbin/migwatch", "--file", str(tools.scrape),
+               "--timeout", "900", "--work-dir", str(scratch / f"vm-{smp}")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    values = {}
+    for line in result.stdout.splitlines():
+        _, marker, rest = line.strip().partition(GUEST_MARKER)
+        if marker:
+            values.update(parse_key_values(rest))
+    if result.returncode != 0 or "median_ms" not in values:
+        raise BenchError(f"guest with {smp} vCPUs failed (exit {result.returncode}): "
+                         f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    cpus = int(values.pop("cpus"))
+    return {"where": f"QEMU guest (TCG), Linux {VM_KERNEL}, idle", "cpus": cpus, **numbers(values)}
+
+
+def section_vm(tools, workloads: Workloads, sizes: Sizes) -> dict:
+    # Software emulation is slow: the 2-vCPU guest is the baseline for the
+    # 8-vCPU one, not the host.
+    return {"scrape_latency": [guest_scrape_latency(tools, workloads.scratch, smp, sizes.scrapes)
+                               for smp in (2, 8)]}
+
+
+SECTION_RUNNERS = {"kernel": section_kernel, "slowdown": section_slowdown, "daemon": section_daemon,
+                   "trace": section_trace, "vm": section_vm}
+
+
+# ---------------------------------------------------------------- targets
+
+
+# A slowdown target is judged only when the runs alone agree to within
+# twice its tolerance; beyond that the host's own noise decides the ratio.
+SLOWDOWN_TOLERANCE = 0.03
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """Each target with what was measured and whether it was met: true,
+    false, or null when the measurement cannot tell."""
+    targets = []
+
+    def add(target: str, measured: str, met: bool | None) -> None:
+        targets.append({"target": target, "measured": measured, "met": None if met is None else bool(met)})
+
+    if "kernel" in results:
+        ratios = {p["program"]: p["ratio"] for p in results["kernel"]["programs"]}
+        for program, limit in (("sched_migrate_task_btf", 2.0), ("sched_switch_btf", 1.5)):
+            ratio = ratios.get(program)
+            add(f"{program} <= {limit}x its empty reference",
+                f"{ratio:.2f}x" if ratio else "not measured", ratio is not None and ratio <= limit)
+    if "slowdown" in results:
+        by = {c["condition"]: c for c in results["slowdown"]["conditions"]}
+        for key in (STORM.key, STORM_WHILE_RUNNING.key):
+            alone = by["alone"][key]
+            spread = (alone["max"] - alone["min"]) / alone["median"]
+            decidable = spread <= 2 * SLOWDOWN_TOLERANCE
+            noise = "" if decidable else f"; runs alone spread over {spread:.0%} of their median"
+            ratio = by["migwatch"][key]["ratio_to_alone"]
+            add(f"{key} throughput under migwatch within {SLOWDOWN_TOLERANCE:.0%} of alone",
+                f"{ratio:.3f} of alone{noise}", ratio >= 1 - SLOWDOWN_TOLERANCE if decidable else None)
+            others = {name: by[name][key]["ratio_to_alone"] for name in ("bpftrace", "perf_record")}
+            add(f"{key}: smaller slowdown under migwatch than bpftrace and perf record",
+                ", ".join(f"{n} {r:.3f}" for n, r in {"migwatch": ratio, **others}.items()) + noise,
+                all(ratio > r for r in others.values()) if decidable else None)
+    if "daemon" in results:
+        phases = {p["phase"]: p for p in results["daemon"]["phases"]}
+        busiest = max(results["daemon"]["phases"], key=lambda p: p["migrations_per_second"])
+        add("daemon CPU < 0.5% of one core under the storm",
+            ", ".join(f"{p['phase']} {p['cpu_percent_of_one_core']:.3f}%" for p in phases.values()
+                      if p["phase"].startswith("storm")),
+            all(p["cpu_percent_of_one_core"] < 0.5 for p in phases.values() if p["phase"].startswith("storm")))
+        growth = busiest["cpu_percent_of_one_core"] - phases["idle"]["cpu_percent_of_one_core"]
+        add("daemon CPU not growing with the migration rate (busiest phase minus idle < 0.1 points)",
+            f"{growth:+.3f} points at {busiest['migrations_per_second']:.0f} vs "
+            f"{phases['idle']['migrations_per_second']:.0f} migrations/s", growth < 0.1)
+        rss = max(p["rss_mb"] for p in results["daemon"]["phases"])
+        peak = max(p["peak_rss_mb"] for p in results["daemon"]["phases"])
+        add("daemon RSS < 20 MB", f"{rss:.1f} MB at most at the end of a phase; peak since start {peak:.1f} MB",
+            rss < 20)
+        lost = sum(abs(c["lost"]) for c in results["daemon"]["count_checks"])
+        add("zero count loss at any rate",
+            f"{lost} lost over {len(results['daemon']['count_checks'])} checks "
+            f"up to {max(c['migrations_per_second'] for c in results['daemon']['count_checks']):.0f}/s",
+            lost == 0)
+    if "trace" in results:
+        runs = results["trace"]["runs"]
+        silent = sum(abs(r["unaccounted"]) for r in runs)
+        add("trace drops counted, never silent",
+            f"{sum(r['dropped'] for r in runs)} dropped and counted, {silent} unaccounted", silent == 0)
+    return targets
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt(value, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(results: dict) -> str:
+    host = results["host"]
+    out = [f"# migwatch benchmarks\n\n{host['migwatch']}, Linux {host['kernel']}, {host['cpus']} CPUs, "
+           f"load average {host['load_average_start'][0]:.2f} at the start"
+           f"{', quick run' if host['quick'] else ''}, {results['started']}.\n"]
+    if "kernel" in results:
+        rows = [[f"`{p['program']}`", fmt(p["events"]), fmt(p["ns_per_event"]), fmt(p["reference_ns_per_event"]),
+                 fmt(p["ratio"], 2) + ("x" if p["ratio"] else "")]
+                for p in results["kernel"]["programs"] if p["events"]]
+        out.append("## Kernel cost per event\n\n"
+                   + table(["program", "events", "ns/event", "empty program ns/event", "ratio"], rows))
+    if "slowdown" in results:
+        s = results["slowdown"]
+        header = ["condition"]
+        for w in WORKLOADS:
+            header += [w.title, "ratio"]
+        rows = []
+        for c in s["conditions"]:
+            row = [c["condition"] if c["condition"] == "alone" else f"{c['condition']}: `{c['command']}`"]
+            for w in WORKLOADS:
+                row += [fmt(c[w.key]["median"]), fmt(c[w.key]["ratio_to_alone"], 3)]
+            rows.append(row)
+        alone = next(c for c in s["conditions"] if c["condition"] == "alone")
+        spread = "; ".join(f"{w.title} {fmt(alone[w.key]['min'])} to {fmt(alone[w.key]['max'])}" for w in WORKLOADS)
+        out.append(f"## Workload slowdown\n\nMedians of {s['repetitions']} interleaved runs; ratio = median / "
+                   f"median alone. Runs alone ranged over: {spread}.\n\n" + table(header, rows))
+        out.append("Not measured here:\n\n" + "".join(
+            f"- `{n['condition']}`: {n['reason']}\n" for n in s["not_measured"] if not n["available"]))
+    if "daemon" in results:
+        d = results["daemon"]
+        rows = [[p["phase"], fmt(p["seconds"], 1), fmt(p["migrations_per_second"]), fmt(p["user_seconds"], 2),
+                 fmt(p["system_seconds"], 2), fmt(p["cpu_percent_of_one_core"], 3), fmt(p["rss_mb"], 1),
+                 fmt(p["peak_rss_mb"], 1)]
+                for p in d["phases"]]
+        out.append(f"## Daemon cost\n\nScraped every {d['scrape_interval_seconds']} s during each phase.\n\n"
+                   + table(["phase", "seconds", "migrations/s", "user s", "system s", "CPU % of one core",
+                            "RSS MB", "peak RSS MB"], rows))
+        rows = [[f"`{c['workload']}`", str(c["concurrent"]), fmt(c["migrations_per_second"]),
+                 fmt(c["kernel_migrations"]), fmt(c["migwatch_migrations"]), fmt(c["lost"])]
+                for c in d["count_checks"]]
+        out.append("## Counted migrations against the kernel's se.nr_migrations\n\n"
+                   + table(["workload", "run at once", "migrations/s", "kernel", "migwatch", "lost"], rows))
+    latency = results.get("daemon", {}).get("scrape_latency", []) + results.get("vm", {}).get("scrape_latency", [])
+    if latency:
+        rows = [[l["where"], str(l["cpus"]), fmt(l["scrapes"]), fmt(l["bytes"]), fmt(l["median_ms"], 2),
+                 fmt(l["p99_ms"], 2), fmt(l["max_ms"], 2)] for l in latency]
+        out.append("## /metrics scrape latency\n\n"
+                   + table(["where", "CPUs", "scrapes", "bytes", "median ms", "p99 ms", "max ms"], rows))
+    if "trace" in results:
+        rows = [[r["run"], fmt(r["storm_flips_per_second"]), fmt(r["events"]), fmt(r["delivered"]),
+                 fmt(r["delivered_per_second"]), fmt(r["dropped_ring_buffer_full"]), fmt(r["dropped_over_max_rate"]),
+                 fmt(r["kernel_migrations"]), fmt(r["unaccounted"])] for r in results["trace"]["runs"]]
+        out.append(f"## Trace mode\n\n`migwatch trace -p PID` on `mw_workload {results['trace']['storm']}`.\n\n"
+                   + table(["run", "storm flips/s", "events", "delivered", "delivered/s", "dropped: ring full",
+                            "dropped: --max-rate", "kernel", "unaccounted"], rows))
+    if results.get("targets"):
+        verdict = {True: "yes", False: "**no**", None: "undecided"}
+        rows = [[t["target"], t["measured"], verdict[t["met"]]] for t in results["targets"]]
+        out.append("## Targets\n\n" + table(["target", "measured", "met"], rows))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for tool in ("migwatch", "workload", "reference", "scrape"):
+        parser.add_argument(f"--{tool}", type=lambda p: Path(p).resolve(), required=True, metavar="PATH")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="where bench.json and bench.md go")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the plumbing, not the numbers")
+    arguments = parser.parse_args(argv)
+    arguments.sections = [s for s in arguments.sections.split(",") if s]
+    unknown = set(arguments.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    return arguments
+
+
+def write_results(out: Path, results: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    results["targets"] = evaluate_targets(results)
+    (out / "bench.json.tmp").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "bench.json.tmp").rename(out / "bench.json")
+    (out / "bench.md").write_text(markdown(results))
+
+
+def main(argv: list[str]) -> int:
+    arguments = parse_arguments(argv)
+    if os.geteuid() != 0:
+        log("needs root: it loads BPF programs and reads other processes' BPF statistics")
+        return 1
+    for tool in ("bpftool", "bpftrace", "perf"):
+        if not shutil.which(tool):
+            log(f"{tool} is not installed (deploy/install-build-deps.sh installs it)")
+            return 1
+    sizes = Sizes(arguments.quick)
+    version = subprocess.run([arguments.migwatch, "--version"], capture_output=True, text=True).stdout.strip()
+    results = {
+        "schema": SCHEMA,
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "sections": arguments.sections,
+        "host": {"kernel": os.uname().release, "cpus": os.cpu_count(), "migwatch": version,
+                 "quick": arguments.quick, "load_average_start": list(os.getloadavg())},
+    }
+    started = time.monotonic()
+    status = 0
+    with tempfile.TemporaryDirectory(prefix="mwbench-") as scratch:
+        workloads = Workloads(arguments.workload, Path(scratch))
+        for section in arguments.sections:
+            log(f"section {section}")
+            try:
+                results[section] = SECTION_RUNNERS[section](arguments, workloads, sizes)
+            except (BenchError, OSError, subprocess.SubprocessError) as error:
+                log(f"section {section} failed: {error}")
+                results.setdefault("failed_sections", []).append({"section": section, "error": str(error)})
+                status = 1
+            results["host"]["load_average_end"] = list(os.getloadavg())
+            results["duration_seconds"] = time.monotonic() - started
+            write_results(arguments.out, results)
+    log(f"results in {arguments.out / 'bench.json'} and {arguments.out / 'bench.md'}")
+    print((arguments.out / "bench.md").read_text())
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
