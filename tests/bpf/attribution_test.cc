@@ -193,8 +193,19 @@ TEST(Attribution, MoreSpinnersThanCpusAreMovedByTheBalancer) {
   ReasonCounts before_threads{}, after_threads{};
   auto host0 = HostReasons(*session);
   {
+    // All start on one CPU and are then allowed everywhere: the imbalance
+    // is the balancer's to fix, however busy the rest of the machine is.
+    const auto cpus = workload::AllowedCpus();
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int cpu : cpus) CPU_SET(cpu, &all);
     std::vector<std::unique_ptr<workload::SpinningThread>> spinners;
-    for (size_t i = 0; i < n; ++i) spinners.push_back(std::make_unique<workload::SpinningThread>());
+    for (size_t i = 0; i < n; ++i) {
+      spinners.push_back(std::make_unique<workload::SpinningThread>());
+      workload::PinThread(spinners.back()->tid(), cpus[0]);
+    }
+    std::this_thread::sleep_for(100ms);
+    for (const auto& s : spinners) sched_setaffinity(s->tid(), sizeof(all), &all);
     for (const auto& s : spinners) before_threads = [&] {
         auto r = ThreadReasons(*session, s->tid());
         for (int i = 0; i < MW_REASON_COUNT; ++i) before_threads[i] += r[i];
