@@ -1,5 +1,7 @@
 // The daemon: load the probes, serve /metrics, keep attribution current.
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
@@ -8,11 +10,15 @@
 #include <csignal>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "migwatch/attribution.h"
 #include "migwatch/commands.h"
 #include "migwatch/kernel_info.h"
 #include "migwatch/metrics.h"
+#include "migwatch/privileges.h"
 #include "migwatch/qemu_tracker.h"
 #include "migwatch/session.h"
 #include "migwatch/version.h"
@@ -27,6 +33,38 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 void OnStopSignal(int) { g_stop.store(true); }
+
+// Every program reads kernel structures through CO-RE relocations, which
+// libbpf resolves against the kernel's BTF (the same places searched as
+// here): without it nothing loads, in any mode.
+std::optional<std::string> MissingKernelBtf() {
+  // libbpf would print its own warning on stderr: the error below says it.
+  libbpf_print_fn_t print = libbpf_set_print(nullptr);
+  std::unique_ptr<btf, decltype(&btf__free)> vmlinux(btf__load_vmlinux_btf(), btf__free);
+  libbpf_set_print(print);
+  if (vmlinux) return std::nullopt;
+  return "the kernel has no BTF (/sys/kernel/btf/vmlinux, from CONFIG_DEBUG_INFO_BTF=y): the BPF programs cannot "
+         "be relocated to this kernel's structures";
+}
+
+// Blocks SIGINT and SIGTERM in the calling thread while it lives. Threads
+// started meanwhile keep them blocked, so the signals reach the main loop's
+// thread, where they cut its wait short, not a thread that ignores them.
+class StopSignalsBlocked {
+ public:
+  StopSignalsBlocked() {
+    sigemptyset(&signals_);
+    sigaddset(&signals_, SIGINT);
+    sigaddset(&signals_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
+  }
+  ~StopSignalsBlocked() { pthread_sigmask(SIG_UNBLOCK, &signals_, nullptr); }
+  StopSignalsBlocked(const StopSignalsBlocked&) = delete;
+  StopSignalsBlocked& operator=(const StopSignalsBlocked&) = delete;
+
+ private:
+  sigset_t signals_;
+};
 
 }  // namespace
 
@@ -62,6 +100,12 @@ int RunServe(const ServeOptions& options) {
   web.landing_page = {"migwatch", std::string(kMigwatchVersion) + " (revision " + kMigwatchRevision + ")",
                       "Task migrations and migration/N stopper cost, per CPU, reason, requester, process and VM."};
 
+  for (auto missing : {MissingLoadPrivileges(), MissingKernelBtf()}) {
+    if (missing) {
+      spdlog::error("{}", *missing);
+      return 1;
+    }
+  }
   std::string error;
   auto session = Session::Open(options.common, &error);
   if (!session) {
@@ -72,15 +116,30 @@ int RunServe(const ServeOptions& options) {
       session->probes(), session->attributor(), &session->qemu(),
       BuildInfo{kMigwatchVersion, kMigwatchRevision, libbpf_version_string(), KernelRelease()});
 
+  // Loading and attaching needed privileges, and binding a port below 1024
+  // may too; reading the maps, /proc and serving need none (or CAP_BPF alone
+  // on older kernels). Dropped before the HTTP threads exist, so that none of
+  // them ever holds a capability.
+  CapabilityDrop dropped;
+  web.before_serving = [&] { dropped = DropCapabilities(session->probes().host_stats_fd()); };
   std::unique_ptr<WebServer> server;
   try {
+    StopSignalsBlocked in_server_threads;
     server = std::make_unique<WebServer>(web);
   } catch (const WebError& e) {
     spdlog::error("{}", e.what());
     return 1;
   }
+  if (!dropped.ok) {
+    spdlog::error("{}", dropped.error);
+    return 1;
+  }
+  spdlog::info("dropped all capabilities{}",
+               dropped.kept_bpf ? " but the one bpf(2) needs for map access on this kernel" : "");
   server->RegisterCollectable(collector);
-  for (const auto& a : web.listen_addresses) spdlog::info("listening on {}{}", a.ToString(), web.telemetry_path);
+  const std::vector<int> ports = server->GetListeningPorts();
+  for (size_t i = 0; i < ports.size() && i < web.listen_addresses.size(); ++i)
+    spdlog::info("listening on {}:{}{}", web.listen_addresses[i].host, ports[i], web.telemetry_path);
 
   sd_notify(0, "READY=1\nSTATUS=serving metrics");
   uint64_t watchdog_usec = 0;
@@ -107,6 +166,9 @@ int RunServe(const ServeOptions& options) {
   spdlog::info("shutting down");
   // The server goes first: no scrape may read probes that are being freed.
   server.reset();
+  // Detaching takes the kernel a grace period per syscall tracepoint link:
+  // most of the time the shutdown takes, and longer on a busy host.
+  spdlog::info("stopped serving; detaching the probes");
   session.reset();
   return 0;
 }

@@ -1,13 +1,20 @@
 #include "migwatch/web/web_server.h"
 
 #include <CivetServer.h>
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <netinet/in.h>
 #include <prometheus/exposer.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <span>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -90,6 +97,22 @@ int SendResponse(mg_connection* connection, int status,
 
 constexpr const char* kTextPlain = "text/plain; charset=utf-8";
 
+// Opens and at once closes a TCP connection to a listening socket of ours.
+void KnockOn(const ListenAddress& address, int port) {
+  sockaddr_in target{};
+  target.sin_family = AF_INET;
+  target.sin_port = htons(static_cast<std::uint16_t>(port));
+  // All interfaces include loopback.
+  inet_pton(AF_INET, address.host.empty() ? "127.0.0.1" : address.host.c_str(),
+            &target.sin_addr);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return;
+  }
+  connect(fd, reinterpret_cast<const sockaddr*>(&target), sizeof(target));
+  close(fd);
+}
+
 }  // namespace
 
 /// Per-server request handling. civetweb callbacks are plain function
@@ -108,8 +131,10 @@ class WebServer::Router {
   ///         127.0.0.1:9100: 98 (Address already in use)".
   static std::unique_ptr<prometheus::Exposer> Start(
       std::shared_ptr<const Router> router,
-      std::span<const ListenAddress> addresses) {
-    StartAttempt attempt{.router = std::move(router)};
+      std::span<const ListenAddress> addresses,
+      const std::function<void()>& before_serving) {
+    StartAttempt attempt{.router = std::move(router),
+                         .before_serving = &before_serving};
     current_start_ = &attempt;
     try {
       auto exposer = std::make_unique<prometheus::Exposer>(
@@ -135,11 +160,23 @@ class WebServer::Router {
     }
   }
 
+  /// Answers every request with 503 from now on, and returns once none is
+  /// on its way to the metrics handler any more: prometheus-cpp removes that
+  /// handler before it stops civetweb, and a request dispatched then would
+  /// get civetweb's 404.
+  void Drain() const {
+    stopping_.store(true);
+    while (in_flight_.load() > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
  private:
   // What the starting thread learns from civetweb: mg_start calls
   // init_context and, on failure, log_message on that thread.
   struct StartAttempt {
     std::shared_ptr<const Router> router;
+    const std::function<void()>* before_serving = nullptr;
     const mg_context* context = nullptr;
     std::string first_error{};
   };
@@ -150,20 +187,27 @@ class WebServer::Router {
       result.init_context = &InitContext;
       result.exit_context = &ExitContext;
       result.begin_request = &BeginRequest;
+      result.end_request = &EndRequest;
       result.log_message = &LogMessage;
       return result;
     }();
     return callbacks;
   }
 
-  // Called before civetweb accepts the first connection.
+  // Called by mg_start once the listen sockets are bound, before it starts
+  // the worker and listening threads.
   static void InitContext(const mg_context* context) {
     if (current_start_ == nullptr) {
       return;
     }
     current_start_->context = context;
-    const std::lock_guard lock(registry_mutex_);
-    registry_.insert_or_assign(context, current_start_->router);
+    {
+      const std::lock_guard lock(registry_mutex_);
+      registry_.insert_or_assign(context, current_start_->router);
+    }
+    if (*current_start_->before_serving) {
+      (*current_start_->before_serving)();
+    }
   }
 
   // Called by mg_stop after the worker threads have ended.
@@ -204,10 +248,27 @@ class WebServer::Router {
         return SendResponse(connection, 503, kTextPlain,
                             "Service Unavailable\n");
       }
+      // Counted before the stop flag is read, so that Drain, which sets the
+      // flag first, waits for every request that saw it unset.
+      router->in_flight_.fetch_add(1);
+      mg_set_user_connection_data(connection, const_cast<Router*>(router.get()));
+      if (router->stopping_.load()) {
+        return SendResponse(connection, 503, kTextPlain,
+                            "Service Unavailable: shutting down\n");
+      }
       return router->Handle(connection);
     } catch (...) {
       return SendResponse(connection, 500, kTextPlain,
                           "Internal Server Error\n");
+    }
+  }
+
+  // Called by civetweb after every request that BeginRequest saw.
+  static void EndRequest(const mg_connection* connection, int /*status*/) {
+    if (const auto* router = static_cast<const Router*>(
+            mg_get_user_connection_data(connection))) {
+      router->in_flight_.fetch_sub(1);
+      mg_set_user_connection_data(connection, nullptr);
     }
   }
 
@@ -245,6 +306,11 @@ class WebServer::Router {
   const std::string landing_page_;
   const std::unique_ptr<BasicAuthenticator> authenticator_;
 
+  // Requests between BeginRequest and EndRequest, and whether the server
+  // is stopping.
+  mutable std::atomic<int> in_flight_{0};
+  mutable std::atomic<bool> stopping_{false};
+
   static inline thread_local StartAttempt* current_start_ = nullptr;
   static inline std::mutex registry_mutex_;
   static inline std::unordered_map<const mg_context*,
@@ -271,7 +337,8 @@ void ValidateTelemetryPath(std::string_view path) {
 }
 
 WebServer::WebServer(WebServerOptions options)
-    : telemetry_path_(std::move(options.telemetry_path)) {
+    : telemetry_path_(std::move(options.telemetry_path)),
+      listen_addresses_(options.listen_addresses) {
   ValidateTelemetryPath(telemetry_path_);
   if (options.listen_addresses.empty()) {
     throw WebError("no listen address given; at least one is required");
@@ -282,10 +349,31 @@ WebServer::WebServer(WebServerOptions options)
       users.empty() ? nullptr
                     : std::make_unique<BasicAuthenticator>(std::move(users)));
 
-  exposer_ = Router::Start(router_, options.listen_addresses);
+  exposer_ = Router::Start(router_, options.listen_addresses,
+                           options.before_serving);
 }
 
-WebServer::~WebServer() = default;
+WebServer::~WebServer() {
+  router_->Drain();
+  // civetweb's listening thread sees mg_stop's stop flag only when its
+  // poll() returns, up to two seconds later (SOCKET_TIMEOUT_QUANTUM), and
+  // mg_stop waits for it. A connection makes poll() return at once: knock
+  // until the server has stopped.
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  std::atomic<bool> stopped{false};
+  std::thread knocker([&] {
+    while (!stopped.load()) {
+      for (std::size_t i = 0; i < ports.size() && i < listen_addresses_.size();
+           ++i) {
+        KnockOn(listen_addresses_[i], ports[i]);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  exposer_.reset();
+  stopped.store(true);
+  knocker.join();
+}
 
 void WebServer::RegisterCollectable(
     std::weak_ptr<prometheus::Collectable> collectable) {

@@ -1,6 +1,7 @@
 // The HTTP endpoint: metrics, landing page, basic auth.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,6 +33,11 @@ struct WebServerOptions {
   /// From LoadWebConfigFile; no users means no authentication.
   WebConfig web_config{};
   LandingPage landing_page{};
+  /// Called once, on the constructing thread, after every listen socket is
+  /// bound and before civetweb starts the threads that serve requests: the
+  /// place to drop privileges, so that no serving thread ever holds them.
+  /// Must not throw.
+  std::function<void()> before_serving{};
 };
 
 /// Checks a `--web.telemetry-path` value: it starts with `/`, is not `/`
@@ -49,7 +55,8 @@ void ValidateTelemetryPath(std::string_view path);
 /// `WWW-Authenticate: Basic realm="migwatch"` otherwise).
 ///
 /// Serving starts in the constructor and stops in the destructor, which
-/// waits for requests in flight to finish.
+/// waits for requests in flight to finish (and no longer: it wakes
+/// civetweb's listening thread rather than wait for its poll timeout).
 ///
 /// Thread-safe: RegisterCollectable and GetListeningPorts may be called from
 /// any thread, also while requests are served.
@@ -78,6 +85,7 @@ class WebServer {
   class Router;
 
   std::string telemetry_path_;
+  std::vector<ListenAddress> listen_addresses_;
   std::shared_ptr<const Router> router_;
   /// Declared last so that it is destroyed first: its destructor stops
   /// civetweb and waits for the worker threads, which use router_.

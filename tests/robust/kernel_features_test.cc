@@ -1,0 +1,139 @@
+// Kernel features the daemon may not find: the privileges to load BPF, the
+// kernel's BTF, tracefs, a tracepoint. Each ends in one clear error, or in
+// a degraded mode that migwatch_probe_attached and the log report.
+//
+// The kernel is simulated from the outside: setpriv takes capabilities away,
+// and a private mount namespace (unshare -m) hides tracefs or BTF from the
+// daemon alone. A missing raw tracepoint (sched_move_numa on a kernel
+// without NUMA balancing, say) cannot be simulated this way; the VM matrix
+// covers other kernels.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "bpf_test_support.h"
+#include "harness.h"
+
+namespace migwatch::testing {
+namespace {
+
+// A shell line run in a private mount namespace before it execs the daemon.
+std::vector<std::string> InPrivateMounts(const std::string& setup, const std::string& exec_prefix,
+                                         const std::vector<std::string>& flags) {
+  std::string command = setup + " && exec " + exec_prefix + " " + kMigwatch;
+  for (const auto& f : flags) command += " " + f;
+  return {"unshare", "--mount", "--propagation", "private", "sh", "-c", command};
+}
+
+// Starts a daemon expected to run degraded; returns its scrape.
+Exposition ScrapeDegraded(Daemon& d) {
+  EXPECT_TRUE(d.WaitReady()) << d.Log();
+  Response r = HttpGet(d.port());
+  EXPECT_EQ(r.status, 200) << r.error;
+  std::string error;
+  auto e = ParseExposition(r.body, &error);
+  EXPECT_TRUE(e) << error;
+  return e.value_or(Exposition{});
+}
+
+// The value of one series; NaN when it is missing, which no EXPECT_EQ takes.
+double Series(const Exposition& e, const std::string& series) {
+  auto it = e.samples.find(series);
+  return it == e.samples.end() ? std::nan("") : it->second;
+}
+const std::string kSyscallsNone = R"(migwatch_probe_attached{probe="syscalls",mode="none",required="false"})";
+const std::string kSyscallsTracepoint =
+    R"(migwatch_probe_attached{probe="syscalls",mode="tracepoint",required="false"})";
+const std::string kMigrateTaskTpBtf =
+    R"(migwatch_probe_attached{probe="sched_migrate_task",mode="tp_btf",required="true"})";
+
+// Unmounts tracefs wherever it is mounted in this namespace.
+const std::string kUnmountTracefs =
+    "umount -l /sys/kernel/tracing; if mountpoint -q /sys/kernel/debug; then umount -l /sys/kernel/debug; fi; "
+    "! grep -q ' tracefs ' /proc/self/mounts";
+
+TEST(KernelFeatures, NoBpfPermissionIsOneClearError) {
+  MIGWATCH_REQUIRE_BPF();
+  struct Case {
+    const char* name;
+    std::vector<std::string> run_as;
+    const char* lacks;
+  };
+  for (const Case& c : {
+           Case{"root without capabilities", {"setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"},
+                "lacks CAP_BPF and CAP_PERFMON"},
+           Case{"CAP_BPF alone", {"setpriv", "--bounding-set=-all,+bpf", "--inh-caps=-all", "--"}, "lacks CAP_PERFMON"},
+           Case{"unprivileged user", {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"},
+                "lacks CAP_BPF and CAP_PERFMON"},
+       }) {
+    std::vector<std::string> argv = c.run_as;
+    argv.push_back(kMigwatch);
+    argv.push_back("--web.listen-address=127.0.0.1:0");
+    Finished f = RunToEnd(argv);
+    EXPECT_TRUE(f.exited) << c.name << ": " << f.output;
+    EXPECT_EQ(f.exit_code, 1) << c.name << ": " << f.output;
+    EXPECT_NE(f.output.find("level=error msg=\"loading the BPF programs needs root, or CAP_BPF and CAP_PERFMON"),
+              std::string::npos)
+        << c.name << ": " << f.output;
+    EXPECT_NE(f.output.find(c.lacks), std::string::npos) << c.name << ": " << f.output;
+    // Said before trying, in one line: no ladder of refused programs first.
+    EXPECT_EQ(std::count(f.output.begin(), f.output.end(), '\n'), 1) << c.name << ": " << f.output;
+    std::printf("%-26s exit %d in %.2fs: %s", c.name, f.exit_code, f.seconds, f.output.c_str());
+  }
+}
+
+TEST(KernelFeatures, NoKernelBtfIsOneClearError) {
+  MIGWATCH_REQUIRE_BPF();
+  // An empty tmpfs over /sys/kernel/btf: what a kernel without
+  // CONFIG_DEBUG_INFO_BTF shows (libbpf's other places for a vmlinux with
+  // BTF, under /boot and /usr/lib/debug, are not on this machine).
+  Finished f = RunToEnd(InPrivateMounts("mount -t tmpfs none /sys/kernel/btf", "", {"--web.listen-address=127.0.0.1:0"}));
+  EXPECT_TRUE(f.exited) << f.output;
+  EXPECT_EQ(f.exit_code, 1) << f.output;
+  EXPECT_NE(f.output.find("level=error msg=\"the kernel has no BTF"), std::string::npos) << f.output;
+  EXPECT_EQ(std::count(f.output.begin(), f.output.end(), '\n'), 1) << f.output;
+  std::printf("no BTF: exit %d in %.2fs: %s", f.exit_code, f.seconds, f.output.c_str());
+}
+
+TEST(KernelFeatures, TracefsMissingAndNotMountableDegradesTheSyscallProbe) {
+  MIGWATCH_REQUIRE_BPF();
+  // Without CAP_SYS_ADMIN the daemon's own attempt to mount tracefs fails,
+  // as it does under the systemd unit.
+  Daemon d(InPrivateMounts(kUnmountTracefs, "setpriv --bounding-set=-sys_admin --",
+                           {"--web.listen-address=127.0.0.1:0"}));
+  Exposition e = ScrapeDegraded(d);
+  EXPECT_EQ(Series(e, kSyscallsNone), 0);
+  EXPECT_EQ(Series(e, kMigrateTaskTpBtf), 1);
+  EXPECT_NE(d.Log().find("probe syscalls not attached: tracepoint: tracefs is not available"), std::string::npos)
+      << d.Log();
+  Finished f = d.Stop(SIGTERM);
+  EXPECT_EQ(f.exit_code, 0) << f.output;
+}
+
+TEST(KernelFeatures, TracefsMissingIsMountedByTheDaemon) {
+  MIGWATCH_REQUIRE_BPF();
+  Daemon d(InPrivateMounts(kUnmountTracefs, "", {"--web.listen-address=127.0.0.1:0"}));
+  Exposition e = ScrapeDegraded(d);
+  EXPECT_EQ(Series(e, kSyscallsTracepoint), 1) << d.Log();
+  Finished f = d.Stop(SIGTERM);
+  EXPECT_EQ(f.exit_code, 0) << f.output;
+}
+
+TEST(KernelFeatures, SyscallTracepointsMissingDegradeTheSyscallProbe) {
+  MIGWATCH_REQUIRE_BPF();
+  // A kernel without CONFIG_FTRACE_SYSCALLS has no events/syscalls.
+  Daemon d(InPrivateMounts("mount -t tmpfs none /sys/kernel/tracing/events/syscalls", "",
+                           {"--web.listen-address=127.0.0.1:0"}));
+  Exposition e = ScrapeDegraded(d);
+  EXPECT_EQ(Series(e, kSyscallsNone), 0);
+  EXPECT_NE(d.Log().find("probe syscalls not attached: tracepoint: no tracepoint syscalls/sys_enter_sched_setaffinity"),
+            std::string::npos)
+      << d.Log();
+  Finished f = d.Stop(SIGTERM);
+  EXPECT_EQ(f.exit_code, 0) << f.output;
+}
+
+}  // namespace
+}  // namespace migwatch::testing
