@@ -40,6 +40,24 @@ std::unique_ptr<Session> OpenSession(size_t label_cap = 20) {
   return session;
 }
 
+// Delivers task records (renames, execs, exits) while a test runs; stops
+// and joins however the test ends, also on a failed ASSERT.
+class EventPump {
+ public:
+  explicit EventPump(Session& session)
+      : thread_([this, &session] {
+          while (!stop_) session.Poll(20);
+        }) {}
+  ~EventPump() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 ReasonCounts HostReasons(Session& s) {
   CounterSnapshot c;
   ReadCounters(s.probes(), &c);
@@ -241,19 +259,7 @@ TEST(Attribution, FakeVmIsNamedCountedExactlyAndItsLiveMigrationTracked) {
   MIGWATCH_REQUIRE_BPF();
   auto session = OpenSession();
   ASSERT_TRUE(session);
-  std::atomic<bool> stop{false};
-  std::thread events([&] {
-    while (!stop) session->Poll(20);
-  });
-  // Joined however the test ends, also on a failed ASSERT.
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Joiner() {
-      stop = true;
-      t.join();
-    }
-  } joiner{stop, events};
+  EventPump events(*session);
   const std::string vm = UniqueName("mwt-vm-");
   Subprocess fake(MW_WORKLOAD_PATH, {"qemu-system-x86_64", "-name", "guest=" + vm + ",debug-threads=on", "-uuid",
                                      "5b2c8a3e-1d4f-4e6a-9b7c-0a1b2c3d4e5f", "-machine", "q35,accel=kvm"});
@@ -314,18 +320,7 @@ TEST(Attribution, AProcessThatExecsQemuBecomesAVm) {
   MIGWATCH_REQUIRE_BPF();
   auto session = OpenSession();
   ASSERT_TRUE(session);
-  std::atomic<bool> stop{false};
-  std::thread events([&] {
-    while (!stop) session->Poll(20);
-  });
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Joiner() {
-      stop = true;
-      t.join();
-    }
-  } joiner{stop, events};
+  EventPump events(*session);
   const std::string vm = UniqueName("mwt-exec-");
   Subprocess w(MW_WORKLOAD_PATH, {"mw_workload", "--hold", "become-vm", "--name", vm});
   auto pid = w.ValueOf("pid");
