@@ -87,10 +87,9 @@ void Attributor::Update() {
   // Liveness first, then the counts: a process found dead has made all its
   // migrations before its entry is read, so removing the entry loses none.
   std::unordered_map<uint32_t, bool> alive;
-  auto processes = ReadProcesses(probes_);
-  for (const auto& [tgid, counts] : processes)
+  for (uint32_t tgid : ListProcesses(probes_))
     alive[tgid] = tgid == MW_KERNEL_TGID || tgid == MW_OVERFLOW_TGID || ProcessExists(tgid);
-  processes = ReadProcesses(probes_);
+  const auto processes = ReadProcesses(probes_);
 
   for (const auto& [tgid, now] : processes) {
     const ProcessIdentity& id = IdentityLocked(tgid, now.comm, now.flags);

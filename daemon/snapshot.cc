@@ -103,13 +103,10 @@ bool ReadThread(const Probes& probes, uint32_t tid, ThreadCounts* out) {
   return true;
 }
 
-std::unordered_map<uint32_t, ThreadCounts> ReadThreads(const Probes& probes) {
-  std::unordered_map<uint32_t, ThreadCounts> threads;
-  ForEachKey(probes.thread_stats_fd(), [&](uint32_t tid) {
-    ThreadCounts t;
-    if (ReadThread(probes, tid, &t)) threads[tid] = std::move(t);
-  });
-  return threads;
+std::vector<uint32_t> ListProcesses(const Probes& probes) {
+  std::vector<uint32_t> tgids;
+  ForEachKey(probes.process_stats_fd(), [&](uint32_t tgid) { tgids.push_back(tgid); });
+  return tgids;
 }
 
 std::unordered_map<uint32_t, ProcessCounts> ReadProcesses(const Probes& probes) {

@@ -46,11 +46,11 @@ struct ProcessCounts {
 /// cannot be read leaves its part zero and returns false.
 bool ReadCounters(const Probes& probes, CounterSnapshot* out);
 
-/// Every tracked thread, keyed by tid.
-std::unordered_map<uint32_t, ThreadCounts> ReadThreads(const Probes& probes);
-
 /// One thread, or false if it is not (or no longer) tracked.
 bool ReadThread(const Probes& probes, uint32_t tid, ThreadCounts* out);
+
+/// The tgids of every tracked process, without their values.
+std::vector<uint32_t> ListProcesses(const Probes& probes);
 
 /// Every tracked process, keyed by tgid (MW_KERNEL_TGID and
 /// MW_OVERFLOW_TGID included).
