@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <optional>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -138,10 +140,23 @@ void ReportProbes(Report& report, const std::vector<ProbeStatus>& status) {
                               " fentry probes attached (the table says why not the others)");
 }
 
+// Sum of se.nr_migrations over this process's threads: the kernel's count.
+std::optional<uint64_t> KernelMigrationsOfThisProcess() {
+  uint64_t sum = 0;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    auto n = ReadNrMigrations(getpid(), std::stoi(task.path().filename()));
+    if (!n) return std::nullopt;
+    sum += *n;
+  }
+  if (ec) return std::nullopt;
+  return sum;
+}
+
 // Flips a spinning thread of this process between two CPUs while it runs,
-// so that every flip needs the stopper, and compares the counts with the
-// kernel's own.
-void CheckStorm(Report& report, const Probes& probes, uint32_t flips) {
+// so that every flip needs the stopper, and compares this process's counts
+// with the kernel's own (no thread starts or ends meanwhile).
+void CheckStorm(Report& report, Session& session, uint32_t flips) {
   const auto cpus = workload::AllowedCpus();
   if (cpus.size() < 2) {
     report.Fail("storm", "needs two CPUs to move a thread between");
@@ -151,27 +166,34 @@ void CheckStorm(Report& report, const Probes& probes, uint32_t flips) {
   workload::SpinningThread spinner(/*yielding=*/true);
   const pid_t tid = spinner.tid();
   workload::PinThread(tid, a);
+  // Pinned too, this thread cannot move between the readings below.
+  workload::PinThread(workload::CurrentTid(), b);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const auto kernel_before = ReadNrMigrations(getpid(), tid);
-  ThreadCounts before, after;
-  ReadThread(probes, tid, &before);
-  auto processes_before = ReadProcesses(probes);
+  const auto kernel_before = KernelMigrationsOfThisProcess();
+  // None before its first migration: zero.
+  const ProcessEntry before = session.ReadProcess(getpid()).value_or(ProcessEntry{});
   const auto start = std::chrono::steady_clock::now();
   const uint64_t done =
       workload::FlipAffinity(tid, a, b, flips, [](int cpu) { workload::PinThread(workload::CurrentTid(), cpu); });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  auto processes_after = ReadProcesses(probes);
-  ReadThread(probes, tid, &after);
-  const auto kernel_after = ReadNrMigrations(getpid(), tid);
+  // Pinned to one CPU, the main thread no longer moves; the spinner stays
+  // pinned too.
+  const auto read_after = session.ReadProcess(getpid());
+  const auto kernel_after = KernelMigrationsOfThisProcess();
   if (!kernel_before || !kernel_after) {
-    report.Fail("storm", "cannot read se.nr_migrations from /proc/self/task/" + std::to_string(tid) + "/sched");
+    report.Fail("storm", "cannot read se.nr_migrations from /proc/self/task/*/sched");
     return;
   }
-  const uint64_t counted = after.total() - before.total();
+  if (!read_after) {
+    report.Fail("storm", "migwatch has no counts of this process after the storm");
+    return;
+  }
+  const ProcessEntry& after = *read_after;
+  const uint64_t counted = TotalMigrations(after.stats) - TotalMigrations(before.stats);
   const uint64_t truth = *kernel_after - *kernel_before;
   std::string reasons;
   for (int r = 0; r < MW_REASON_COUNT; ++r)
-    if (uint64_t n = after.migrations[r] - before.migrations[r])
+    if (uint64_t n = after.stats.migrations[r] - before.stats.migrations[r])
       reasons += (reasons.empty() ? "" : ", ") + std::string(ReasonName(r)) + " " + std::to_string(n);
   char detail[256];
   std::snprintf(detail, sizeof(detail),
@@ -181,10 +203,8 @@ void CheckStorm(Report& report, const Probes& probes, uint32_t flips) {
 
   // The stopper work this process asked for: the storm's, not that of
   // whatever else runs on the host.
-  const ProcessCounts& asked_before = processes_before[getpid()];
-  const ProcessCounts& asked_after = processes_after[getpid()];
-  const uint64_t asked_ns = asked_after.stopper_requested_ns - asked_before.stopper_requested_ns;
-  const uint64_t asked_runs = asked_after.stopper_requested_runs - asked_before.stopper_requested_runs;
+  const uint64_t asked_ns = after.stats.stopper_requested_ns - before.stats.stopper_requested_ns;
+  const uint64_t asked_runs = after.stats.stopper_requested_runs - before.stats.stopper_requested_runs;
   std::snprintf(detail, sizeof(detail), "the storm had migration/%d and migration/%d run %.3f ms in %lu runs", a, b,
                 asked_ns / 1e6, asked_runs);
   report.Check(asked_ns > 0, "stopper", detail);
@@ -199,13 +219,6 @@ int RunCheck(const CheckOptions& options) {
   CheckBtf(report);
   if (!CheckPrivileges(report)) return report.Finish("BPF programs cannot be loaded without these privileges");
 
-  std::string tracefs_error;
-  auto tracefs = EnsureTracefs(&tracefs_error);
-  if (tracefs)
-    report.Pass("tracefs", *tracefs);
-  else
-    report.Fail("tracefs", tracefs_error + " (sched_setaffinity and exec attribution need it)");
-
   // The daemon's own loading path. Its per-probe log lines would interleave
   // with the report; the table says the same.
   const auto level = spdlog::get_level();
@@ -218,7 +231,7 @@ int RunCheck(const CheckOptions& options) {
     return report.Finish();
   }
   ReportProbes(report, session->probes().status());
-  CheckStorm(report, session->probes(), options.storm_flips);
+  CheckStorm(report, *session, options.storm_flips);
   return report.Finish();
 }
 

@@ -9,9 +9,9 @@ constexpr std::array<std::string_view, MW_REASON_COUNT> kReasons = {
     "wakeup", "load_balance", "active_balance", "affinity", "numa",
     "exec",   "hotplug",      "rt_push_pull",   "other"};
 constexpr std::array<std::string_view, MW_WORK_COUNT> kWorks = {
-    "affinity", "active_balance", "numa", "exec", "hotplug", "stop_machine", "rt_push_pull", "watchdog", "other"};
-constexpr std::array<std::string_view, MW_DROP_COUNT> kDrops = {"trace_ringbuf", "task_ringbuf",
-                                                                "process_map_full", "pending_map_full"};
+    "none", "affinity", "active_balance", "numa", "exec", "hotplug", "stop_machine", "rt_push_pull", "watchdog",
+    "other"};
+constexpr std::array<std::string_view, MW_DROP_COUNT> kDrops = {"trace_ringbuf", "task_ringbuf", "process_map_full"};
 
 }  // namespace
 

@@ -27,8 +27,6 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(size_t{1}, size_t{10000}));
   app.add_option("--labels.vm-cap", common.vm_label_cap, "Distinct values of the vm label; the rest fold into \"other\"")
       ->check(CLI::Range(size_t{1}, size_t{100000}));
-  app.add_option("--bpf.max-threads", common.probes.max_threads, "Threads tracked individually (LRU)")
-      ->check(CLI::Range(64u, 1u << 20));
   app.add_option("--bpf.max-processes", common.probes.max_processes, "Processes tracked individually")
       ->check(CLI::Range(64u, 1u << 20));
 

@@ -10,12 +10,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "migwatch/attribution.h"
 #include "migwatch/labels.h"
-#include "migwatch/probes.h"
 #include "migwatch/proc/stat.h"
-#include "migwatch/qemu_tracker.h"
-#include "migwatch/snapshot.h"
+#include "migwatch/session.h"
 
 namespace migwatch {
 namespace {
@@ -74,19 +71,13 @@ void AddCounterFamilies(const CounterSnapshot& s, std::vector<MetricFamily>* out
   out->push_back(nodes.Take());
 
   Family stopper_cpu("migwatch_stopper_cpu_seconds_total",
-                     "On-CPU time of each CPU's migration/N stopper thread, measured from sched_switch.",
+                     "On-CPU time of each CPU's migration/N stopper thread, as the scheduler accounts it.",
                      MetricType::Counter);
   Family stopper_runs("migwatch_stopper_runs_total", "On-CPU intervals of each CPU's migration/N stopper thread.",
                       MetricType::Counter);
-  double work_ns[MW_WORK_COUNT] = {};
-  double work_runs[MW_WORK_COUNT] = {};
-  for (size_t cpu = 0; cpu < s.stopper.size(); ++cpu) {
-    stopper_cpu.Add({{"cpu", std::to_string(cpu)}}, s.stopper[cpu].run_ns / kNsPerSecond);
-    stopper_runs.Add({{"cpu", std::to_string(cpu)}}, s.stopper[cpu].runs);
-    for (int w = 0; w < MW_WORK_COUNT; ++w) {
-      work_ns[w] += s.stopper[cpu].work_ns[w];
-      work_runs[w] += s.stopper[cpu].work_runs[w];
-    }
+  for (size_t cpu = 0; cpu < s.cpus.size(); ++cpu) {
+    stopper_cpu.Add({{"cpu", std::to_string(cpu)}}, s.cpus[cpu].stopper_run_ns / kNsPerSecond);
+    stopper_runs.Add({{"cpu", std::to_string(cpu)}}, s.cpus[cpu].stopper_runs);
   }
   out->push_back(stopper_cpu.Take());
   out->push_back(stopper_runs.Take());
@@ -95,9 +86,9 @@ void AddCounterFamilies(const CounterSnapshot& s, std::vector<MetricFamily>* out
                       "Stopper thread on-CPU time, by the work it ran.", MetricType::Counter);
   Family work_count("migwatch_stopper_work_runs_total", "Stopper thread on-CPU intervals, by the work it ran.",
                     MetricType::Counter);
-  for (int w = 0; w < MW_WORK_COUNT; ++w) {
-    work_seconds.Add({{"work", std::string(WorkName(w))}}, work_ns[w] / kNsPerSecond);
-    work_count.Add({{"work", std::string(WorkName(w))}}, work_runs[w]);
+  for (int w = MW_WORK_NONE + 1; w < MW_WORK_COUNT; ++w) {
+    work_seconds.Add({{"work", std::string(WorkName(w))}}, s.host.stopper_work_ns[w] / kNsPerSecond);
+    work_count.Add({{"work", std::string(WorkName(w))}}, s.host.stopper_work_runs[w]);
   }
   out->push_back(work_seconds.Take());
   out->push_back(work_count.Take());
@@ -112,6 +103,15 @@ void AddCounterFamilies(const CounterSnapshot& s, std::vector<MetricFamily>* out
                         MetricType::Counter)
                      .Add({}, s.host.same_cpu_events)
                      .Take());
+}
+
+void AddMissFamilies(const std::vector<ProgramMisses>& misses, std::vector<MetricFamily>* out) {
+  Family family("migwatch_bpf_program_misses_total",
+                "Events a BPF program was not run for because it was already running on that CPU "
+                "(the kernel's recursion_misses; 0 where the kernel does not report them).",
+                MetricType::Counter);
+  for (const auto& m : misses) family.Add({{"program", m.program}}, m.misses);
+  out->push_back(family.Take());
 }
 
 void AddAttributionFamilies(const AttributionTotals& t, std::vector<MetricFamily>* out) {
@@ -141,7 +141,8 @@ void AddAttributionFamilies(const AttributionTotals& t, std::vector<MetricFamily
   out->push_back(requester_runs.Take());
 
   Family affinity("migwatch_affinity_changes_total",
-                  "sched_setaffinity calls that forced a running or queued task off its CPU, by calling process.",
+                  "Affinity changes (sched_setaffinity, cpuset writes) that forced a running or queued task off "
+                  "its CPU, by the process that made them.",
                   MetricType::Counter);
   for (const auto& [name, n] : t.affinity_changes)
     if (n) affinity.Add({{"requester", name}}, n);
@@ -168,6 +169,29 @@ void AddAttributionFamilies(const AttributionTotals& t, std::vector<MetricFamily
                      .Take());
 }
 
+void AddQemuFamilies(const QemuState& q, std::vector<MetricFamily>* out) {
+  Family active("migwatch_qemu_migration_active",
+                "1 while a QEMU live migration's threads exist for this VM and side, 0 after it ended.",
+                MetricType::Gauge);
+  Family start("migwatch_qemu_migration_start_time_seconds",
+               "Unix time the running QEMU live migration's first thread appeared.", MetricType::Gauge);
+  for (const auto& side : q.sides) {
+    Labels labels{{"vm", side.vm}, {"side", std::string(MigrationSideName(side.side))}};
+    active.Add(labels, side.active ? 1 : 0);
+    if (side.active) start.Add(labels, side.start_time_seconds);
+  }
+  Family cpu("migwatch_qemu_migration_thread_cpu_seconds_total",
+             "CPU time of QEMU live migration threads, by VM and thread name (channel numbers removed).",
+             MetricType::Counter);
+  Family moves("migwatch_qemu_migration_thread_migrations_total",
+               "CPU migrations of QEMU live migration threads, by VM and thread name.", MetricType::Counter);
+  for (const auto& t : q.threads) {
+    cpu.Add({{"vm", t.vm}, {"thread", t.thread}}, t.runtime_ns / kNsPerSecond);
+    moves.Add({{"vm", t.vm}, {"thread", t.thread}}, t.migrations);
+  }
+  for (auto* f : {&active, &start, &cpu, &moves}) out->push_back(f->Take());
+}
+
 void AddInfoFamilies(const Probes& probes, const BuildInfo& build, std::vector<MetricFamily>* out) {
   Family attached("migwatch_probe_attached",
                   "1 if the probe is attached in this mode, 0 if it could not be attached in any mode.",
@@ -191,8 +215,7 @@ void AddInfoFamilies(const Probes& probes, const BuildInfo& build, std::vector<M
 
 }  // namespace
 
-MetricsCollector::MetricsCollector(const Probes& probes, Attributor& attributor, QemuTracker* qemu, BuildInfo build)
-    : probes_(probes), attributor_(attributor), qemu_(qemu), build_(std::move(build)) {}
+MetricsCollector::MetricsCollector(Session& session, BuildInfo build) : session_(session), build_(std::move(build)) {}
 
 std::vector<MetricFamily> MetricsCollector::Collect() const {
   std::vector<MetricFamily> out;
@@ -200,13 +223,12 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   // the process: report what could be read instead.
   try {
     auto start = std::chrono::steady_clock::now();
-    CounterSnapshot counters;
-    if (!ReadCounters(probes_, &counters)) spdlog::warn("some BPF counters could not be read");
-    AddCounterFamilies(counters, &out);
-    attributor_.Update();
-    AddAttributionFamilies(attributor_.Totals(), &out);
-    if (qemu_) qemu_->Collect(&out);
-    AddInfoFamilies(probes_, build_, &out);
+    const Snapshot snapshot = session_.TakeSnapshot();
+    AddCounterFamilies(snapshot.counters, &out);
+    AddMissFamilies(snapshot.misses, &out);
+    AddAttributionFamilies(snapshot.attribution, &out);
+    AddQemuFamilies(snapshot.qemu, &out);
+    AddInfoFamilies(session_.probes(), build_, &out);
     for (auto& f : CollectSelfProcess()) out.push_back(std::move(f));
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     out.push_back(Family("migwatch_collect_duration_seconds", "Time the last collection of these metrics took.",

@@ -2,81 +2,135 @@
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
-#include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdarg>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "migwatch/kernel_info.h"
+#include "migwatch/proc/stat.h"
 #include "migwatch.skel.h"
 
 namespace migwatch {
 namespace {
 
+// Counts are wrong without these; every other hook only sharpens attribution.
+const std::set<std::string> kRequiredHooks = {"sched_migrate_task", "sched_switch"};
+// The iterator of every thread's se.nr_migrations; without it wakeups are
+// counted per process on every wakeup migration (abi.h).
+constexpr char kTaskIterator[] = "task";
+
 // One way to attach a hook: a mode and the programs that make it up.
 struct Variant {
   mw_probe_mode mode;
-  std::vector<const char*> programs;
+  std::vector<std::string> programs;
 };
 
 struct Hook {
-  const char* name;
-  bool required;
+  std::string name;
+  bool required = false;
   std::vector<Variant> variants;  // best first
 };
 
-// Every hook and its ladder. The tracepoint hooks have a tp_btf program
-// (direct BTF reads) and a raw_tp twin; fentry hooks only sharpen
-// attribution and may end with no mode at all.
-const std::vector<Hook>& Hooks() {
-  static const std::vector<Hook> hooks = {
-      {"sched_migrate_task", true,
-       {{MW_MODE_TP_BTF, {"sched_migrate_task_btf"}}, {MW_MODE_RAW_TP, {"sched_migrate_task_raw"}}}},
-      {"sched_switch", true,
-       {{MW_MODE_TP_BTF, {"sched_switch_btf"}}, {MW_MODE_RAW_TP, {"sched_switch_raw"}}}},
-      {"sched_waking", false,
-       {{MW_MODE_TP_BTF, {"sched_waking_btf"}}, {MW_MODE_RAW_TP, {"sched_waking_raw"}}}},
-      {"softirq", false,
-       {{MW_MODE_TP_BTF, {"softirq_entry_btf", "softirq_exit_btf"}},
-        {MW_MODE_RAW_TP, {"softirq_entry_raw", "softirq_exit_raw"}}}},
-      {"hrtimer_expire", false,
-       {{MW_MODE_TP_BTF, {"hrtimer_expire_entry_btf", "hrtimer_expire_exit_btf"}},
-        {MW_MODE_RAW_TP, {"hrtimer_expire_entry_raw", "hrtimer_expire_exit_raw"}}}},
-      {"cpuhp_enter", false,
-       {{MW_MODE_TP_BTF, {"cpuhp_enter_btf"}}, {MW_MODE_RAW_TP, {"cpuhp_enter_raw"}}}},
-      {"sched_move_numa", false,
-       {{MW_MODE_TP_BTF, {"sched_move_numa_btf"}}, {MW_MODE_RAW_TP, {"sched_move_numa_raw"}}}},
-      {"sched_swap_numa", false,
-       {{MW_MODE_TP_BTF, {"sched_swap_numa_btf"}}, {MW_MODE_RAW_TP, {"sched_swap_numa_raw"}}}},
-      {"syscalls", false,
-       {{MW_MODE_TRACEPOINT,
-         {"sys_enter_sched_setaffinity_tp", "sys_exit_sched_setaffinity_tp", "sys_enter_execve_tp",
-          "sys_exit_execve_tp", "sys_enter_execveat_tp", "sys_exit_execveat_tp"}}}},
-      {"task_rename", false,
-       {{MW_MODE_TP_BTF, {"task_rename_btf"}}, {MW_MODE_RAW_TP, {"task_rename_raw"}}}},
-      {"sched_process_exec", false,
-       {{MW_MODE_TP_BTF, {"sched_process_exec_btf"}}, {MW_MODE_RAW_TP, {"sched_process_exec_raw"}}}},
-      {"sched_process_exit", false,
-       {{MW_MODE_TP_BTF, {"sched_process_exit_btf"}}, {MW_MODE_RAW_TP, {"sched_process_exit_raw"}}}},
-      {"move_queued_task", false,
-       {{MW_MODE_FENTRY, {"move_queued_task_entry", "move_queued_task_exit"}}}},
-      {"migration_cpu_stop", false, {{MW_MODE_FENTRY, {"migration_cpu_stop_entry"}}}},
-      {"active_load_balance_cpu_stop", false,
-       {{MW_MODE_FENTRY, {"active_load_balance_cpu_stop_entry"}}}},
-      {"multi_cpu_stop", false, {{MW_MODE_FENTRY, {"multi_cpu_stop_entry"}}}},
-      {"__balance_push_cpu_stop", false, {{MW_MODE_FENTRY, {"balance_push_cpu_stop_entry"}}}},
-      {"push_cpu_stop", false, {{MW_MODE_FENTRY, {"push_cpu_stop_entry"}}}},
-      {"softlockup_fn", false, {{MW_MODE_FENTRY, {"softlockup_fn_entry"}}}},
-  };
+std::unique_ptr<btf, decltype(&btf__free)> LoadVmlinuxBtf() {
+  return {btf__load_vmlinux_btf(), btf__free};
+}
+
+// The hook table is the BPF object's own section names: "tp_btf/X" and
+// "raw_tp/X" are tracepoint X's twins, "fentry/X" and "fexit/X" function X's
+// programs. Modes are preferred in enum order: fentry, tp_btf, raw_tp.
+std::vector<Hook> HooksOf(bpf_object* obj, std::string* error) {
+  std::vector<Hook> hooks;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj) {
+    const std::string sec = bpf_program__section_name(prog);
+    const size_t slash = sec.find('/');
+    const std::string kind = sec.substr(0, slash), target = sec.substr(slash + 1);
+    mw_probe_mode mode = kind == "tp_btf"                       ? MW_MODE_TP_BTF
+                         : kind == "raw_tp"                     ? MW_MODE_RAW_TP
+                         : kind == "fentry" || kind == "fexit" ? MW_MODE_FENTRY
+                         : kind == "iter"                       ? MW_MODE_ITER
+                                                                : MW_MODE_NONE;
+    if (slash == std::string::npos || mode == MW_MODE_NONE) {
+      *error = "program " + std::string(bpf_program__name(prog)) + " has an unknown section " + sec;
+      return {};
+    }
+    auto hook = std::find_if(hooks.begin(), hooks.end(), [&](const Hook& h) { return h.name == target; });
+    if (hook == hooks.end()) hook = hooks.insert(hooks.end(), Hook{target, kRequiredHooks.count(target) > 0, {}});
+    auto variant = std::find_if(hook->variants.begin(), hook->variants.end(),
+                                [&](const Variant& v) { return v.mode == mode; });
+    if (variant == hook->variants.end()) variant = hook->variants.insert(hook->variants.end(), Variant{mode, {}});
+    variant->programs.push_back(bpf_program__name(prog));
+  }
+  for (auto& hook : hooks)
+    std::sort(hook.variants.begin(), hook.variants.end(),
+              [](const Variant& a, const Variant& b) { return a.mode < b.mode; });
   return hooks;
+}
+
+bool BtfHas(const btf* vmlinux, const char* name, int kind) {
+  return vmlinux && btf__find_by_name_kind(vmlinux, name, kind) >= 0;
+}
+
+// Offset of a per-CPU variable in the kernel's per-CPU section, from BTF.
+std::optional<int64_t> PerCpuOffset(const btf* vmlinux, const char* name) {
+  const int sec_id = vmlinux ? btf__find_by_name_kind(vmlinux, ".data..percpu", BTF_KIND_DATASEC) : -1;
+  if (sec_id < 0) return std::nullopt;
+  const btf_type* sec = btf__type_by_id(vmlinux, sec_id);
+  const btf_var_secinfo* var = btf_var_secinfos(sec);
+  for (int i = 0; i < btf_vlen(sec); ++i, ++var) {
+    const btf_type* t = btf__type_by_id(vmlinux, var->type);
+    if (t && std::strcmp(btf__name_by_offset(vmlinux, t->name_off), name) == 0) return var->offset;
+  }
+  return std::nullopt;
+}
+
+// Byte offset of `member` in struct `type`, from BTF.
+std::optional<int64_t> MemberOffset(const btf* vmlinux, const char* type, const char* member) {
+  const int id = vmlinux ? btf__find_by_name_kind(vmlinux, type, BTF_KIND_STRUCT) : -1;
+  if (id < 0) return std::nullopt;
+  const btf_type* t = btf__type_by_id(vmlinux, id);
+  const btf_member* m = btf_members(t);
+  for (int i = 0; i < btf_vlen(t); ++i, ++m)
+    if (std::strcmp(btf__name_by_offset(vmlinux, m->name_off), member) == 0)
+      return btf_member_bit_offset(t, i) / 8;
+  return std::nullopt;
+}
+
+}  // namespace
+
+int64_t PreemptCountFromRunqueue(const btf* vmlinux) {
+  if (!MemberOffset(vmlinux, "cfs_rq", "rq")) return 0;  // no CONFIG_FAIR_GROUP_SCHED
+  auto runqueues = PerCpuOffset(vmlinux, "runqueues");
+  if (!runqueues) return 0;
+  if (auto count = PerCpuOffset(vmlinux, "__preempt_count")) return *count - *runqueues;
+  auto hot = PerCpuOffset(vmlinux, "pcpu_hot");
+  auto field = MemberOffset(vmlinux, "pcpu_hot", "preempt_count");
+  if (hot && field) return *hot + *field - *runqueues;
+  return 0;
+}
+
+namespace {
+
+// Hooks only some kernels need (see bpf/core_fixes.bpf.h): why this kernel
+// does not, or nullopt if it does.
+std::optional<std::string> NotNeeded(const std::string& hook, const btf* vmlinux) {
+  if (hook == "softirq_entry" || hook == "softirq_exit") {
+    if (PreemptCountFromRunqueue(vmlinux)) return "preempt_count is found through the kernel's BTF";
+  }
+  if (hook == "move_queued_task" && BtfHas(vmlinux, "__balance_push_cpu_stop", BTF_KIND_FUNC))
+    return "CPU teardown moves are traced on this kernel";
+  return std::nullopt;
 }
 
 // libbpf's messages go to the log at debug level; the last warning is kept
@@ -85,9 +139,13 @@ std::mutex g_libbpf_log_mutex;
 std::string g_libbpf_last_warning;
 
 int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
-  char buf[1024];
-  int n = vsnprintf(buf, sizeof(buf), fmt, args);
-  std::string line(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  // A verifier log can be long: measure first, then format it whole.
+  va_list again;
+  va_copy(again, args);
+  const int n = vsnprintf(nullptr, 0, fmt, args);
+  std::string line(n > 0 ? n : 0, '\0');
+  if (n > 0) vsnprintf(line.data(), line.size() + 1, fmt, again);
+  va_end(again);
   while (!line.empty() && line.back() == '\n') line.pop_back();
   if (level == LIBBPF_WARN) {
     std::lock_guard lock(g_libbpf_log_mutex);
@@ -102,34 +160,24 @@ std::string TakeLastLibbpfWarning() {
   return std::exchange(g_libbpf_last_warning, {});
 }
 
-// "tp_btf/sched_switch" -> "sched_switch"; "tracepoint/syscalls/x" -> "syscalls/x".
-std::string TargetOf(const bpf_program* prog) {
-  std::string sec = bpf_program__section_name(prog);
-  return sec.substr(sec.find('/') + 1);
-}
-
-// Whether the kernel can possibly take this program, from its BTF and
-// tracefs alone; the load itself has the last word.
-std::optional<std::string> StaticRefusal(const bpf_program* prog, mw_probe_mode mode, const btf* vmlinux,
-                                         const std::optional<std::string>& tracefs) {
-  std::string target = TargetOf(prog);
+// Whether the kernel can possibly take this program, from its BTF alone; the
+// load itself has the last word.
+std::optional<std::string> StaticRefusal(const std::string& target, mw_probe_mode mode, const btf* vmlinux) {
   switch (mode) {
     case MW_MODE_TP_BTF:
       if (!vmlinux) return "the kernel has no BTF (/sys/kernel/btf/vmlinux)";
-      if (btf__find_by_name_kind(vmlinux, ("btf_trace_" + target).c_str(), BTF_KIND_TYPEDEF) < 0)
+      if (!BtfHas(vmlinux, ("btf_trace_" + target).c_str(), BTF_KIND_TYPEDEF))
         return "no BTF for tracepoint " + target;
       return std::nullopt;
     case MW_MODE_FENTRY:
       if (!vmlinux) return "the kernel has no BTF (/sys/kernel/btf/vmlinux)";
-      if (btf__find_by_name_kind(vmlinux, target.c_str(), BTF_KIND_FUNC) < 0)
+      if (!BtfHas(vmlinux, target.c_str(), BTF_KIND_FUNC))
         return "function " + target + " is not in the kernel's BTF (inlined or absent)";
       return std::nullopt;
-    case MW_MODE_TRACEPOINT: {
-      if (!tracefs) return "tracefs is not available";
-      struct stat st;
-      if (stat((*tracefs + "/events/" + target).c_str(), &st) != 0) return "no tracepoint " + target;
+    case MW_MODE_ITER:
+      if (!BtfHas(vmlinux, ("bpf_iter__" + target).c_str(), BTF_KIND_STRUCT))
+        return "the kernel has no " + target + " iterator";
       return std::nullopt;
-    }
     default:
       return std::nullopt;
   }
@@ -160,27 +208,106 @@ std::optional<std::string> FentryRefusal(const btf* vmlinux, const char* functio
 }
 
 // Sets the read-only configuration and map sizes of a freshly opened skeleton.
-bool Configure(migwatch_bpf* skel, const ProbeOptions& options, unsigned possible_cpus,
-               const CpuTopology& topo, std::optional<uint64_t> watchdog_fn) {
+bool Configure(migwatch_bpf* skel, const ProbeOptions& options, unsigned possible_cpus, const CpuTopology& topo,
+               int64_t preempt_count_from_rq, bool with_task_iterator) {
   auto* ro = skel->rodata;
-  ro->trace_enabled = options.trace;
   ro->trace_pid = options.trace_pid;
-  unsigned nodes = std::min<unsigned>(topo.nr_nodes, MW_MAX_NODES);
-  ro->nr_nodes = nodes;
-  for (size_t cpu = 0; cpu < topo.node_of_cpu.size() && cpu < MW_MAX_CPUS; ++cpu)
-    ro->cpu_node[cpu] = std::min<unsigned>(topo.node_of_cpu[cpu], nodes - 1);
-  ro->watchdog_timer_fn = watchdog_fn.value_or(0);
+  ro->preempt_count_from_rq = preempt_count_from_rq;
+  ro->count_wakeups = !with_task_iterator;
+  const unsigned nodes = std::min<unsigned>(topo.nr_nodes, MW_MAX_NODES);
 
   auto* maps = &skel->maps;
   return bpf_map__set_max_entries(maps->cpu_moves, possible_cpus) == 0 &&
          bpf_map__set_max_entries(maps->stopper_requests, possible_cpus) == 0 &&
-         bpf_map__set_max_entries(maps->cpu_hotplug, possible_cpus) == 0 &&
+         bpf_map__set_max_entries(maps->cpu_teardown, possible_cpus) == 0 &&
+         bpf_map__set_max_entries(maps->cpu_nodes, possible_cpus) == 0 &&
          bpf_map__set_max_entries(maps->node_moves, nodes * nodes) == 0 &&
-         bpf_map__set_max_entries(maps->thread_stats, options.max_threads) == 0 &&
          bpf_map__set_max_entries(maps->process_stats, options.max_processes) == 0 &&
          // Without a trace session the trace ring buffer is never written:
          // keep it at one page.
          bpf_map__set_max_entries(maps->trace_events, options.trace ? (1u << 22) : 4096) == 0;
+}
+
+// The migration/N thread of every CPU that has one now, from /proc.
+std::map<unsigned, uint32_t> StopperThreads() {
+  std::map<unsigned, uint32_t> stoppers;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    pid_t pid = 0;
+    if (std::from_chars(name.data(), name.data() + name.size(), pid).ec != std::errc()) continue;
+    auto stat = ReadProcessStat(pid);
+    if (!stat || !stat->IsKernelThread() || stat->comm.rfind("migration/", 0) != 0) continue;
+    unsigned cpu = 0;
+    const std::string digits = stat->comm.substr(10);
+    auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), cpu);
+    if (err == std::errc() && end == digits.data() + digits.size()) stoppers[cpu] = static_cast<uint32_t>(pid);
+  }
+  return stoppers;
+}
+
+// Writes the stopper pids the programs compare with on every context switch
+// (abi.h: the first __u32 of both values), so that they never need to
+// recognise a stopper by its name.
+bool SeedStopperPids(migwatch_bpf* skel, unsigned cpus, std::string* error) {
+  const auto stoppers = StopperThreads();
+  const size_t slot_size = (bpf_map__value_size(skel->maps.cpus) + 7) / 8 * 8;
+  std::vector<char> slots(slot_size * cpus, 0);
+  const size_t request_size = bpf_map__value_size(skel->maps.stopper_requests);
+  std::vector<char> request(request_size, 0);
+  for (const auto& [cpu, pid] : stoppers) {
+    if (cpu >= cpus) continue;
+    mw_cpu shared{};
+    shared.stopper_pid = pid;
+    std::memcpy(slots.data() + cpu * slot_size, &shared, sizeof(shared));
+    std::memcpy(request.data(), &pid, sizeof(pid));
+    const uint32_t key = cpu;
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.stopper_requests), &key, request.data(), BPF_ANY)) {
+      *error = std::string("cannot seed the stopper map: ") + std::strerror(errno);
+      return false;
+    }
+  }
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel->maps.cpus), &zero, slots.data(), BPF_ANY)) {
+    *error = std::string("cannot seed the CPU state map: ") + std::strerror(errno);
+    return false;
+  }
+  spdlog::debug("{} stopper threads found in /proc", stoppers.size());
+  return true;
+}
+
+// The NUMA node of every CPU, and the settings the programs start with.
+bool SeedTopology(migwatch_bpf* skel, unsigned cpus, const CpuTopology& topo, std::string* error) {
+  const unsigned nodes = std::min<unsigned>(topo.nr_nodes, MW_MAX_NODES);
+  for (uint32_t cpu = 0; cpu < cpus && cpu < topo.node_of_cpu.size(); ++cpu) {
+    const uint32_t node = std::min<unsigned>(topo.node_of_cpu[cpu], nodes - 1);
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.cpu_nodes), &cpu, &node, BPF_ANY)) {
+      *error = std::string("cannot write the CPU topology: ") + std::strerror(errno);
+      return false;
+    }
+  }
+  const uint32_t zero = 0;
+  mw_settings settings{};
+  settings.nr_nodes = nodes;
+  if (bpf_map_update_elem(bpf_map__fd(skel->maps.settings), &zero, &settings, BPF_ANY)) {
+    *error = std::string("cannot write the settings: ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+// Counts for processes beyond the map's capacity land on this key; it must
+// exist before the first program runs.
+bool SeedOverflowProcess(migwatch_bpf* skel, std::string* error) {
+  mw_process_key key{};
+  key.tgid = MW_OVERFLOW_TGID;
+  mw_process_stats value{};
+  std::strncpy(value.comm, "[overflow]", MW_COMM_LEN - 1);
+  if (bpf_map_update_elem(bpf_map__fd(skel->maps.process_stats), &key, &value, BPF_ANY)) {
+    *error = "cannot initialise the process map: " + std::string(std::strerror(errno));
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -190,7 +317,7 @@ const char* ProbeModeName(mw_probe_mode mode) {
     case MW_MODE_FENTRY: return "fentry";
     case MW_MODE_TP_BTF: return "tp_btf";
     case MW_MODE_RAW_TP: return "raw_tp";
-    case MW_MODE_TRACEPOINT: return "tracepoint";
+    case MW_MODE_ITER: return "iter";
     default: return "none";
   }
 }
@@ -206,13 +333,8 @@ std::unique_ptr<Probes> Probes::Load(const ProbeOptions& options, std::string* e
     *error = "cannot read the possible CPUs: " + std::string(std::strerror(-cpus));
     return nullptr;
   }
-  CpuTopology topo = ReadCpuTopology();
-  std::optional<uint64_t> watchdog_fn = KallsymsAddress("watchdog_timer_fn");
-  std::string tracefs_error;
-  std::optional<std::string> tracefs = EnsureTracefs(&tracefs_error);
-  std::unique_ptr<btf, decltype(&btf__free)> vmlinux(btf__load_vmlinux_btf(), btf__free);
+  const CpuTopology topo = ReadCpuTopology();
 
-  const auto& hooks = Hooks();
   // Modes ruled out per hook, with the reason; grows on every failed attempt.
   std::map<std::string, std::map<mw_probe_mode, std::string>> refused;
   auto refuse = [&](const Hook& hook, mw_probe_mode mode, const std::string& why) {
@@ -220,43 +342,39 @@ std::unique_ptr<Probes> Probes::Load(const ProbeOptions& options, std::string* e
     spdlog::info("probe {}: {} not used: {}", hook.name, ProbeModeName(mode), why);
   };
 
-  std::optional<std::string> fentry_refusal;
-  if (!options.use_fentry)
-    fentry_refusal = "fentry disabled by --no-fentry";
-  else
-    fentry_refusal = FentryRefusal(vmlinux.get(), "move_queued_task");
-  if (!watchdog_fn) {
-    for (const auto& hook : hooks)
-      if (std::string(hook.name) == "hrtimer_expire")
-        for (const auto& v : hook.variants)
-          refuse(hook, v.mode, "watchdog_timer_fn is not visible in /proc/kallsyms");
-  }
-
-  // What the kernel's BTF and tracefs rule out is decided once, up front, so
-  // that the parsed BTF (megabytes) is freed before libbpf parses its own
-  // copy to load.
+  // What the kernel's BTF rules out is decided once, up front, so that the
+  // parsed BTF (megabytes) is freed before libbpf parses its own copy to load.
+  std::vector<Hook> hooks;
+  int64_t preempt_count_from_rq = 0;
   {
     std::unique_ptr<migwatch_bpf, SkeletonDeleter> skel(migwatch_bpf__open());
     if (!skel) {
       *error = "cannot open the BPF object: " + std::string(std::strerror(errno));
       return nullptr;
     }
+    hooks = HooksOf(skel->obj, error);
+    if (hooks.empty()) return nullptr;
+    auto vmlinux = LoadVmlinuxBtf();
+    preempt_count_from_rq = PreemptCountFromRunqueue(vmlinux.get());
+    std::erase_if(hooks, [&](const Hook& hook) {
+      auto why = NotNeeded(hook.name, vmlinux.get());
+      if (why) spdlog::debug("probe {} not needed: {}", hook.name, *why);
+      return why.has_value();
+    });
+    std::optional<std::string> fentry_refusal;
+    if (!options.use_fentry)
+      fentry_refusal = "fentry disabled by --no-fentry";
+    else
+      fentry_refusal = FentryRefusal(vmlinux.get(), "migration_cpu_stop");
     for (const auto& hook : hooks) {
       for (const auto& variant : hook.variants) {
-        if (refused[hook.name].count(variant.mode)) continue;
-        std::optional<std::string> why;
-        if (variant.mode == MW_MODE_FENTRY && fentry_refusal) why = fentry_refusal;
-        for (const char* name : variant.programs) {
-          if (why) break;
-          bpf_program* p = bpf_object__find_program_by_name(skel->obj, name);
-          if (!p) why = std::string("program ") + name + " missing from the BPF object";
-          else why = StaticRefusal(p, variant.mode, vmlinux.get(), tracefs);
-        }
+        auto why = variant.mode == MW_MODE_FENTRY && fentry_refusal
+                       ? fentry_refusal
+                       : StaticRefusal(hook.name, variant.mode, vmlinux.get());
         if (why) refuse(hook, variant.mode, *why);
       }
     }
   }
-  vmlinux.reset();
 
   // Every failed attempt rules out one (hook, mode), so this ends.
   size_t max_attempts = 1;
@@ -267,35 +385,37 @@ std::unique_ptr<Probes> Probes::Load(const ProbeOptions& options, std::string* e
       *error = "cannot open the BPF object: " + std::string(std::strerror(errno));
       return nullptr;
     }
-    if (!Configure(skel.get(), options, cpus, topo, watchdog_fn)) {
+    const bool with_task_iterator = !refused[kTaskIterator].count(MW_MODE_ITER);
+    if (!Configure(skel.get(), options, cpus, topo, preempt_count_from_rq, with_task_iterator)) {
       *error = "cannot size the BPF maps";
       return nullptr;
     }
     // Pick the best mode not yet ruled out for every hook.
-    std::map<std::string, const Variant*> chosen;
+    std::map<std::string, std::pair<const Hook*, const Variant*>> chosen_by_program;
+    std::map<std::string, mw_probe_mode> chosen_mode;
     bpf_program* prog;
     bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, false);
     for (const auto& hook : hooks) {
       for (const auto& variant : hook.variants) {
         if (refused[hook.name].count(variant.mode)) continue;
-        chosen[hook.name] = &variant;
-        for (const char* name : variant.programs)
-          bpf_program__set_autoload(bpf_object__find_program_by_name(skel->obj, name), true);
+        chosen_mode[hook.name] = variant.mode;
+        for (const auto& name : variant.programs) {
+          chosen_by_program[name] = {&hook, &variant};
+          bpf_program__set_autoload(bpf_object__find_program_by_name(skel->obj, name.c_str()), true);
+        }
         break;
       }
     }
-    auto hook_of_program = [&](const bpf_program* p) -> std::pair<const Hook*, const Variant*> {
-      for (const auto& hook : hooks) {
-        auto it = chosen.find(hook.name);
-        if (it == chosen.end()) continue;
-        for (const char* name : it->second->programs)
-          if (std::strcmp(name, bpf_program__name(p)) == 0) return {&hook, it->second};
-      }
-      return {nullptr, nullptr};
+    auto refuse_program = [&](const bpf_program* p, const std::string& why) {
+      auto it = chosen_by_program.find(bpf_program__name(p));
+      if (it == chosen_by_program.end()) return false;
+      refuse(*it->second.first, it->second.second->mode, why);
+      return true;
     };
 
     if (int err = migwatch_bpf__load(skel.get()); err) {
       std::string why = TakeLastLibbpfWarning();
+      std::string what = std::string(std::strerror(-err)) + (why.empty() ? "" : " (" + why + ")");
       // Programs load in object order and loading stops at the first
       // failure: the first wanted program without an fd is the culprit.
       const bpf_program* culprit = nullptr;
@@ -305,61 +425,50 @@ std::unique_ptr<Probes> Probes::Load(const ProbeOptions& options, std::string* e
           break;
         }
       }
-      auto [hook, variant] = culprit ? hook_of_program(culprit) : std::make_pair(nullptr, nullptr);
-      if (!hook) {
-        *error = "cannot load the BPF programs: " + std::string(std::strerror(-err)) +
-                 (why.empty() ? "" : " (" + why + ")");
+      if (!culprit || !refuse_program(culprit, "load failed: " + what)) {
+        *error = "cannot load the BPF programs: " + what;
         return nullptr;
       }
-      refuse(*hook, variant->mode, "load failed: " + std::string(std::strerror(-err)) +
-                                       (why.empty() ? "" : " (" + why + ")"));
       continue;
     }
-
-    // Counts for processes beyond the map's capacity land on this key; it
-    // must exist before the first program runs.
-    std::vector<mw_process_stats> overflow_value(cpus);
-    uint32_t overflow = MW_OVERFLOW_TGID;
-    std::strncpy(overflow_value[0].comm, "[overflow]", MW_COMM_LEN - 1);
-    if (bpf_map_update_elem(bpf_map__fd(skel->maps.process_stats), &overflow, overflow_value.data(),
-                            BPF_ANY)) {
-      *error = "cannot initialise the process map: " + std::string(std::strerror(errno));
+    if (!SeedOverflowProcess(skel.get(), error) || !SeedStopperPids(skel.get(), cpus, error) ||
+        !SeedTopology(skel.get(), cpus, topo, error))
       return nullptr;
-    }
 
+    auto probes = std::unique_ptr<Probes>(new Probes());
     bool attached_all = true;
     bpf_object__for_each_program(prog, skel->obj) {
       if (!bpf_program__autoload(prog)) continue;
-      bpf_link* link = bpf_program__attach(prog);
+      bpf_link* link = bpf_program__section_name(prog) == std::string("iter/") + kTaskIterator
+                           ? bpf_program__attach_iter(prog, nullptr)
+                           : bpf_program__attach(prog);
       if (!link) {
-        int err = errno;
-        auto [hook, variant] = hook_of_program(prog);
-        if (!hook) {
+        const int err = errno;
+        if (!refuse_program(prog, std::string("attach failed: ") + std::strerror(err))) {
           *error = std::string("cannot attach ") + bpf_program__name(prog) + ": " + std::strerror(err);
           return nullptr;
         }
-        refuse(*hook, variant->mode, std::string("attach failed: ") + std::strerror(err));
         attached_all = false;
         break;
       }
-      // The skeleton owns the links so that destroying it detaches them.
-      for (size_t i = 0; i < static_cast<size_t>(skel->skeleton->prog_cnt); ++i)
-        if (*skel->skeleton->progs[i].prog == prog) *skel->skeleton->progs[i].link = link;
+      probes->links_.emplace_back(link);
+      probes->attached_.push_back(prog);
+      if (chosen_mode[kTaskIterator] == MW_MODE_ITER && bpf_program__section_name(prog) == std::string("iter/") + kTaskIterator)
+        probes->task_iterator_ = link;
     }
-    if (!attached_all) continue;
+    if (!attached_all) continue;  // `probes` detaches what it attached
 
-    auto probes = std::unique_ptr<Probes>(new Probes());
     probes->possible_cpus_ = cpus;
     probes->nr_nodes_ = std::min<unsigned>(topo.nr_nodes, MW_MAX_NODES);
     for (const auto& hook : hooks) {
       ProbeStatus status{hook.name, hook.required, MW_MODE_NONE, {}};
-      if (auto it = chosen.find(hook.name); it != chosen.end()) status.mode = it->second->mode;
+      if (auto it = chosen_mode.find(hook.name); it != chosen_mode.end()) status.mode = it->second;
       for (const auto& [mode, why] : refused[hook.name]) {
         if (!status.why_not.empty()) status.why_not += "; ";
         status.why_not += std::string(ProbeModeName(mode)) + ": " + why;
       }
       if (hook.required && status.mode == MW_MODE_NONE) {
-        *error = std::string("required probe ") + hook.name + " cannot be attached (" + status.why_not + ")";
+        *error = "required probe " + hook.name + " cannot be attached (" + status.why_not + ")";
         return nullptr;
       }
       probes->status_.push_back(std::move(status));
@@ -371,14 +480,65 @@ std::unique_ptr<Probes> Probes::Load(const ProbeOptions& options, std::string* e
   return nullptr;
 }
 
-int Probes::host_stats_fd() const { return bpf_map__fd(skel_->maps.host_stats); }
+int Probes::cpus_fd() const { return bpf_map__fd(skel_->maps.cpus); }
+size_t Probes::cpu_value_size() const { return bpf_map__value_size(skel_->maps.cpus); }
 int Probes::cpu_moves_fd() const { return bpf_map__fd(skel_->maps.cpu_moves); }
 int Probes::node_moves_fd() const { return bpf_map__fd(skel_->maps.node_moves); }
-int Probes::stopper_stats_fd() const { return bpf_map__fd(skel_->maps.stopper_stats); }
-int Probes::thread_stats_fd() const { return bpf_map__fd(skel_->maps.thread_stats); }
 int Probes::process_stats_fd() const { return bpf_map__fd(skel_->maps.process_stats); }
 int Probes::watched_tids_fd() const { return bpf_map__fd(skel_->maps.watched_tids); }
-bpf_map* Probes::trace_events_map() const { return skel_->maps.trace_events; }
-bpf_map* Probes::task_events_map() const { return skel_->maps.task_events; }
+int Probes::trace_events_fd() const { return bpf_map__fd(skel_->maps.trace_events); }
+int Probes::task_events_fd() const { return bpf_map__fd(skel_->maps.task_events); }
+
+void Probes::SetTracing(bool on) {
+  const uint32_t zero = 0;
+  mw_settings settings{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.settings), &zero, &settings) == 0) {
+    settings.trace_on = on;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.settings), &zero, &settings, BPF_ANY) == 0) return;
+  }
+  spdlog::error("cannot switch tracing {}: {}", on ? "on" : "off", std::strerror(errno));
+}
+
+bool Probes::ReadThreadRecords(std::vector<mw_thread_record>* out) const {
+  out->clear();
+  if (!task_iterator_) return false;
+  const int fd = bpf_iter_create(bpf_link__fd(task_iterator_));
+  if (fd < 0) return false;
+  char buf[sizeof(mw_thread_record) * 512];
+  size_t have = 0;
+  bool ok = true;
+  for (;;) {
+    const ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ok = false;
+      break;
+    }
+    if (n == 0) break;
+    have += n;
+    const size_t whole = have / sizeof(mw_thread_record);
+    const auto* records = reinterpret_cast<const mw_thread_record*>(buf);
+    out->insert(out->end(), records, records + whole);
+    std::memmove(buf, buf + whole * sizeof(mw_thread_record), have - whole * sizeof(mw_thread_record));
+    have -= whole * sizeof(mw_thread_record);
+  }
+  close(fd);
+  return ok;
+}
+
+std::vector<ProgramMisses> Probes::Misses() const {
+  std::vector<ProgramMisses> misses;
+  for (const bpf_program* prog : attached_) {
+    if (bpf_program__section_name(prog) == std::string("iter/") + kTaskIterator) continue;
+    bpf_prog_info info{};
+    __u32 length = sizeof(info);
+    ProgramMisses m{bpf_program__name(prog), 0};
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &length) == 0 &&
+        length >= offsetof(bpf_prog_info, recursion_misses) + sizeof(info.recursion_misses))
+      m.misses = info.recursion_misses;
+    misses.push_back(std::move(m));
+  }
+  return misses;
+}
 
 }  // namespace migwatch

@@ -1,18 +1,14 @@
 #include "migwatch/qemu_tracker.h"
 
-#include <bpf/bpf.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 
-#include "migwatch/attribution.h"
-#include "migwatch/probes.h"
 #include "migwatch/proc/cmdline.h"
 #include "migwatch/proc/sched.h"
 #include "migwatch/proc/stat.h"
-#include "migwatch/snapshot.h"
 
 namespace migwatch {
 namespace {
@@ -22,56 +18,58 @@ double UnixNow() {
 }
 
 std::optional<uint32_t> ParsePid(const std::string& s) {
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 9) return std::nullopt;
-  return static_cast<uint32_t>(std::stoul(s));
+  uint32_t pid = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), pid);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return pid;
 }
 
 }  // namespace
 
-QemuTracker::QemuTracker(const Probes& probes, Attributor& attributor) : probes_(probes), attributor_(attributor) {}
+QemuTracker::QemuTracker(VmOf vm_of) : vm_of_(std::move(vm_of)) {}
 
-void QemuTracker::AddLocked(uint32_t tid, uint32_t tgid, const std::string& comm) {
+size_t QemuTracker::ThreadsOf(const SideKey& side) const {
+  size_t n = 0;
+  for (const auto& [tid, t] : live_) n += t.vm == side.first && t.side == side.second;
+  return n;
+}
+
+void QemuTracker::Add(uint32_t tid, uint32_t tgid, const std::string& comm) {
   QemuThread thread = ClassifyQemuThread(comm);
   if (thread.kind != QemuThreadKind::kMigration) {
     // A migration thread renamed to something else has ended its job.
-    if (live_.count(tid)) RetireLocked(tid, 0);
+    if (live_.count(tid)) Retire(tid, 0, 0);
     return;
   }
   if (live_.count(tid)) return;
-  ProcessIdentity id = attributor_.Identity(tgid);
-  if (id.vm.empty()) return;  // not a QEMU process
-  Thread t{tgid, attributor_.VmLabel(id.vm), thread.side, thread.migration_label};
-  Key side{t.vm, std::string(MigrationSideName(t.side))};
-  bool side_running = false;
-  for (const auto& [other_tid, other] : live_)
-    side_running |= other.vm == t.vm && other.side == t.side;
-  if (!side_running) side_start_[side] = UnixNow();
-  sides_seen_[side] = true;
-  live_.emplace(tid, std::move(t));
-  // Ask the kernel side to report this thread's exit.
-  uint8_t one = 1;
-  if (bpf_map_update_elem(probes_.watched_tids_fd(), &tid, &one, BPF_ANY))
-    spdlog::warn("cannot watch thread {} for its exit: {}", tid, std::strerror(errno));
-  spdlog::info("QEMU live migration thread {} ({}) of VM {} appeared", comm, tid, id.vm);
+  const std::string vm = vm_of_(tgid);
+  if (vm.empty()) return;  // not a QEMU process
+  SideKey side{vm, thread.side};
+  if (!ThreadsOf(side)) side_start_[side] = UnixNow();
+  sides_seen_.insert(side);
+  live_.emplace(tid, Thread{tgid, vm, thread.side, thread.migration_label});
+  watch_changes_.watch.push_back(tid);
+  spdlog::info("QEMU live migration thread {} ({}) of VM {} appeared", comm, tid, vm);
 }
 
-void QemuTracker::RetireLocked(uint32_t tid, uint64_t runtime_ns) {
+void QemuTracker::Retire(uint32_t tid, uint64_t runtime_ns, uint64_t nr_migrations) {
   auto it = live_.find(tid);
   if (it == live_.end()) return;
-  const Thread& t = it->second;
-  Key key{t.vm, t.label};
+  const Thread t = it->second;
   if (!runtime_ns)
-    if (auto sched = ReadTaskSched(t.tgid, tid)) runtime_ns = sched->sum_exec_runtime_ns;
-  retired_runtime_ns_[key] += runtime_ns;
-  ThreadCounts counts;
-  if (ReadThread(probes_, tid, &counts)) retired_migrations_[key] += counts.total();
-  Key side{t.vm, std::string(MigrationSideName(t.side))};
+    if (auto sched = ReadTaskSched(t.tgid, tid)) {
+      runtime_ns = sched->sum_exec_runtime_ns;
+      nr_migrations = sched->nr_migrations;
+    }
+  auto& totals = retired_[{t.vm, t.label}];
+  totals.vm = t.vm;
+  totals.thread = t.label;
+  totals.runtime_ns += runtime_ns;
+  totals.migrations += nr_migrations;
   live_.erase(it);
-  bool side_running = false;
-  for (const auto& [other_tid, other] : live_)
-    side_running |= other.vm == side.first && MigrationSideName(other.side) == side.second;
-  if (!side_running) side_start_.erase(side);
-  bpf_map_delete_elem(probes_.watched_tids_fd(), &tid);
+  const SideKey side{t.vm, t.side};
+  if (!ThreadsOf(side)) side_start_.erase(side);
+  watch_changes_.unwatch.push_back(tid);
 }
 
 void QemuTracker::Scan() {
@@ -86,83 +84,41 @@ void QemuTracker::Scan() {
     for (const auto& task : fs::directory_iterator(proc.path() / "task", task_ec)) {
       auto tid = ParsePid(task.path().filename());
       if (!tid) continue;
-      if (auto comm = ReadTaskComm(*tgid, *tid)) {
-        std::lock_guard lock(mutex_);
-        AddLocked(*tid, *tgid, *comm);
-      }
+      if (auto comm = ReadTaskComm(*tgid, *tid)) Add(*tid, *tgid, *comm);
     }
   }
 }
 
-void QemuTracker::OnTaskEvent(const mw_task_event& event) {
-  std::lock_guard lock(mutex_);
-  if (event.kind == MW_TASK_RENAME)
-    AddLocked(event.pid, event.tgid, std::string(event.comm, strnlen(event.comm, MW_COMM_LEN)));
-  else if (event.kind == MW_TASK_EXIT)
-    RetireLocked(event.pid, event.runtime_ns);
+void QemuTracker::OnRename(uint32_t tid, uint32_t tgid, const std::string& comm) { Add(tid, tgid, comm); }
+
+void QemuTracker::OnExit(uint32_t tid, uint64_t runtime_ns, uint64_t nr_migrations) {
+  Retire(tid, runtime_ns, nr_migrations);
 }
 
-void QemuTracker::Collect(std::vector<prometheus::MetricFamily>* out) {
-  std::lock_guard lock(mutex_);
-  std::map<Key, uint64_t> runtime_ns = retired_runtime_ns_;
-  std::map<Key, uint64_t> migrations = retired_migrations_;
+QemuState QemuTracker::State() const {
+  QemuState state;
+  std::map<Key, QemuThreadTotals> threads = retired_;
   for (const auto& [tid, t] : live_) {
-    Key key{t.vm, t.label};
-    if (auto sched = ReadTaskSched(t.tgid, tid)) runtime_ns[key] += sched->sum_exec_runtime_ns;
-    ThreadCounts counts;
-    if (ReadThread(probes_, tid, &counts)) migrations[key] += counts.total();
-    migrations.try_emplace(key, 0);
+    auto& totals = threads[{t.vm, t.label}];
+    totals.vm = t.vm;
+    totals.thread = t.label;
+    if (auto sched = ReadTaskSched(t.tgid, tid)) {
+      totals.runtime_ns += sched->sum_exec_runtime_ns;
+      totals.migrations += sched->nr_migrations;
+    }
   }
-
-  auto family = [](const char* name, const char* help, prometheus::MetricType type) {
-    prometheus::MetricFamily f;
-    f.name = name;
-    f.help = help;
-    f.type = type;
-    return f;
-  };
-  auto sample = [](std::vector<prometheus::ClientMetric::Label> labels, double value, bool counter) {
-    prometheus::ClientMetric m;
-    m.label = std::move(labels);
-    (counter ? m.counter.value : m.gauge.value) = value;
-    return m;
-  };
-  auto active = family("migwatch_qemu_migration_active",
-                       "1 while a QEMU live migration's threads exist for this VM and side, 0 after it ended.",
-                       prometheus::MetricType::Gauge);
-  auto start = family("migwatch_qemu_migration_start_time_seconds",
-                      "Unix time the running QEMU live migration's first thread appeared.",
-                      prometheus::MetricType::Gauge);
-  for (const auto& [side, seen] : sides_seen_) {
-    auto it = side_start_.find(side);
-    active.metric.push_back(sample({{"vm", side.first}, {"side", side.second}}, it != side_start_.end(), false));
-    if (it != side_start_.end())
-      start.metric.push_back(sample({{"vm", side.first}, {"side", side.second}}, it->second, false));
+  for (auto& [key, totals] : threads) state.threads.push_back(std::move(totals));
+  for (const auto& side : sides_seen_) {
+    QemuMigrationSide s{side.first, side.second, false, 0, ThreadsOf(side)};
+    if (auto it = side_start_.find(side); it != side_start_.end()) {
+      s.active = true;
+      s.start_time_seconds = it->second;
+    }
+    state.sides.push_back(std::move(s));
   }
-  auto cpu = family("migwatch_qemu_migration_thread_cpu_seconds_total",
-                    "CPU time of QEMU live migration threads, by VM and thread name (channel numbers removed).",
-                    prometheus::MetricType::Counter);
-  for (const auto& [key, ns] : runtime_ns)
-    cpu.metric.push_back(sample({{"vm", key.first}, {"thread", key.second}}, ns / 1e9, true));
-  auto moves = family("migwatch_qemu_migration_thread_migrations_total",
-                      "CPU migrations of QEMU live migration threads, by VM and thread name.",
-                      prometheus::MetricType::Counter);
-  for (const auto& [key, n] : migrations)
-    moves.metric.push_back(sample({{"vm", key.first}, {"thread", key.second}}, n, true));
-  for (auto* f : {&active, &start, &cpu, &moves}) out->push_back(std::move(*f));
+  return state;
 }
 
-std::vector<LiveMigration> QemuTracker::Live() {
-  std::lock_guard lock(mutex_);
-  std::vector<LiveMigration> result;
-  for (const auto& [side, start] : side_start_) {
-    size_t threads = 0;
-    MigrationSide s = side.second == MigrationSideName(MigrationSide::kSource) ? MigrationSide::kSource
-                                                                                : MigrationSide::kDestination;
-    for (const auto& [tid, t] : live_) threads += t.vm == side.first && t.side == s;
-    result.push_back({side.first, s, start, threads});
-  }
-  return result;
-}
+WatchChanges QemuTracker::TakeWatchChanges() { return std::exchange(watch_changes_, {}); }
 
 }  // namespace migwatch

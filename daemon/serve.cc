@@ -14,12 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "migwatch/attribution.h"
 #include "migwatch/commands.h"
 #include "migwatch/kernel_info.h"
 #include "migwatch/metrics.h"
 #include "migwatch/privileges.h"
-#include "migwatch/qemu_tracker.h"
 #include "migwatch/session.h"
 #include "migwatch/version.h"
 #include "migwatch/web/error.h"
@@ -113,15 +111,14 @@ int RunServe(const ServeOptions& options) {
     return 1;
   }
   auto collector = std::make_shared<MetricsCollector>(
-      session->probes(), session->attributor(), &session->qemu(),
-      BuildInfo{kMigwatchVersion, kMigwatchRevision, libbpf_version_string(), KernelRelease()});
+      *session, BuildInfo{kMigwatchVersion, kMigwatchRevision, libbpf_version_string(), KernelRelease()});
 
   // Loading and attaching needed privileges, and binding a port below 1024
   // may too; reading the maps, /proc and serving need none (or CAP_BPF alone
   // on older kernels). Dropped before the HTTP threads exist, so that none of
   // them ever holds a capability.
   CapabilityDrop dropped;
-  web.before_serving = [&] { dropped = DropCapabilities(session->probes().host_stats_fd()); };
+  web.before_serving = [&] { dropped = DropCapabilities(session->probes().cpus_fd()); };
   std::unique_ptr<WebServer> server;
   try {
     StopSignalsBlocked in_server_threads;
@@ -149,12 +146,15 @@ int RunServe(const ServeOptions& options) {
   const auto sweep_every = std::chrono::duration<double>(options.sweep_interval_seconds);
 
   while (!StopRequested()) {
-    if (!session->Poll(200)) break;
+    // A signal cuts the wait short (no SA_RESTART).
+    struct timespec wait = {0, 200 * 1000 * 1000};
+    nanosleep(&wait, nullptr);
+    if (!session->ConsumeEvents()) break;
     auto now = std::chrono::steady_clock::now();
     // Fold exited processes even when nobody scrapes, so the process map
     // does not fill up with the dead.
     if (now >= next_sweep) {
-      session->attributor().Update();
+      session->Sweep();
       next_sweep = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(sweep_every);
     }
     if (watchdog && now >= next_watchdog) {

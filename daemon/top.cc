@@ -53,17 +53,17 @@ struct Sample {
   time_t wall;
   CounterSnapshot counters;
   AttributionTotals totals;
-  std::vector<LiveMigration> live;
+  QemuState qemu;
 };
 
 Sample TakeSample(Session& session) {
   Sample s;
   s.at = Clock::now();
   s.wall = time(nullptr);
-  ReadCounters(session.probes(), &s.counters);
-  session.attributor().Update();
-  s.totals = session.attributor().Totals();
-  s.live = session.qemu().Live();
+  Snapshot snapshot = session.TakeSnapshot();
+  s.counters = std::move(snapshot.counters);
+  s.totals = std::move(snapshot.attribution);
+  s.qemu = std::move(snapshot.qemu);
   return s;
 }
 
@@ -176,8 +176,8 @@ constexpr size_t kNameWidth = 20;
 
 Section CpuSection(const Sample& before, const Sample& now, double secs) {
   Section s{Format("%5s %10s %10s %13s %9s  %s", "CPU", "IN/s", "OUT/s", "MIGRATION/N%", "RUNS/s", "TOP WORK"), {}};
-  const size_t cpus = std::min({now.counters.cpu_moves.size(), now.counters.stopper.size(),
-                                before.counters.cpu_moves.size(), before.counters.stopper.size()});
+  const size_t cpus = std::min({now.counters.cpu_moves.size(), now.counters.cpus.size(),
+                                before.counters.cpu_moves.size(), before.counters.cpus.size()});
   struct Busy {
     uint64_t stopper_ns, moves;
     size_t cpu;
@@ -185,22 +185,22 @@ Section CpuSection(const Sample& before, const Sample& now, double secs) {
   };
   std::vector<Busy> busy;
   for (size_t cpu = 0; cpu < cpus; ++cpu) {
-    const auto& sn = now.counters.stopper[cpu];
-    const auto& sb = before.counters.stopper[cpu];
+    const auto& sn = now.counters.cpus[cpu];
+    const auto& sb = before.counters.cpus[cpu];
     const uint64_t in = now.counters.cpu_moves[cpu].in - before.counters.cpu_moves[cpu].in;
     const uint64_t out = now.counters.cpu_moves[cpu].out - before.counters.cpu_moves[cpu].out;
     int top_work = -1;
     uint64_t top_ns = 0;
     for (int w = 0; w < MW_WORK_COUNT; ++w) {
-      if (sn.work_ns[w] - sb.work_ns[w] > top_ns) {
-        top_ns = sn.work_ns[w] - sb.work_ns[w];
+      if (sn.stopper_work_ns[w] - sb.stopper_work_ns[w] > top_ns) {
+        top_ns = sn.stopper_work_ns[w] - sb.stopper_work_ns[w];
         top_work = w;
       }
     }
-    const uint64_t run_ns = sn.run_ns - sb.run_ns;
+    const uint64_t run_ns = sn.stopper_run_ns - sb.stopper_run_ns;
     busy.push_back({run_ns, in + out, cpu,
                     Format("%5zu %10s %10s %13s %9s  %s", cpu, Rate(in / secs).c_str(), Rate(out / secs).c_str(),
-                           Percent(100.0 * run_ns / (secs * 1e9)).c_str(), Rate((sn.runs - sb.runs) / secs).c_str(),
+                           Percent(100.0 * run_ns / (secs * 1e9)).c_str(), Rate((sn.stopper_runs - sb.stopper_runs) / secs).c_str(),
                            top_work < 0 ? "-" : std::string(WorkName(top_work)).c_str())});
   }
   std::stable_sort(busy.begin(), busy.end(), [](const Busy& a, const Busy& b) {
@@ -298,12 +298,13 @@ Section LiveMigrationSection(const Sample& now) {
   Section s{Format("%-*s %-12s %8s %10s", static_cast<int>(kNameWidth), "QEMU LIVE MIGRATION", "SIDE", "THREADS",
                    "RUNNING"),
             {}};
-  for (size_t i = 0; i < now.live.size(); ++i) {
-    const LiveMigration& m = now.live[i];
+  size_t i = 0;
+  for (const QemuMigrationSide& m : now.qemu.sides) {
+    if (!m.active) continue;
     s.rows.push_back({Format("%-*s %-12s %8zu %9.0fs", static_cast<int>(kNameWidth), Fit(m.vm, kNameWidth).c_str(),
                              std::string(MigrationSideName(m.side)).c_str(), m.threads,
                              static_cast<double>(now.wall) - m.start_time_seconds),
-                      i});
+                      i++});
   }
   return s;
 }
@@ -352,7 +353,9 @@ int RunBatch(Session& session, const TopOptions& options) {
   for (int i = 0; options.iterations == 0 || i < options.iterations; ++i) {
     while (Clock::now() < next) {
       if (StopRequested()) return 0;
-      if (!session.Poll(50)) return 1;
+      if (!session.ConsumeEvents()) return 1;
+      struct timespec wait = {0, 50 * 1000 * 1000};
+      nanosleep(&wait, nullptr);
     }
     next += Interval(options);
     Sample now = TakeSample(session);
@@ -400,7 +403,7 @@ int RunScreen(Session& session, const TopOptions& options, SCREEN* screen) {
         redraw = true;
       }
     }
-    if (!session.Poll(0)) {
+    if (!session.ConsumeEvents()) {
       status = 1;
       break;
     }

@@ -1,7 +1,7 @@
 // migwatch trace: one line per classified migration, while it happens.
 //
 // The BPF programs write a record per migration to the trace ring buffer
-// only while a trace runs (ProbeOptions::trace), and with --pid only the
+// only while a trace runs (Session::SetTracing), and with --pid only the
 // records of that thread or process, so that the kernel copies nothing else.
 // The other filters apply here. Nothing ever waits for this reader: a record
 // that finds the ring buffer full is dropped and counted in the host stats
@@ -39,24 +39,26 @@ uint64_t ClockNs(clockid_t clock) {
 
 // Who made the move: the task that queued the stopper work, else the task
 // the kernel ran when it moved the task (the waker for a wakeup, the
-// sched_setaffinity caller). The balancer runs on whatever task it
-// interrupted, so that one is not named.
+// sched_setaffinity caller). A move made from interrupt context, and the
+// balancer's, is the kernel's, whatever task the interrupt found.
 std::string MovedBy(const mw_migration_event& e) {
-  if (e.requester_pid == MW_KERNEL_TGID || e.reason == MW_REASON_LOAD_BALANCE) return "kernel";
+  if (e.requester_pid == MW_KERNEL_TGID || (e.flags & MW_MIGRATION_IN_INTERRUPT) ||
+      e.reason == MW_REASON_LOAD_BALANCE)
+    return "kernel";
   return Comm(e.requester_comm) + "/" + std::to_string(e.requester_pid);
 }
 
 class Tracer {
  public:
-  Tracer(const TraceOptions& options, Attributor& attributor)
+  Tracer(const TraceOptions& options, Session& session)
       : options_(options),
-        attributor_(attributor),
+        session_(session),
         reason_(options.reason.empty() ? std::nullopt : ReasonFromName(options.reason)),
         // Record times are CLOCK_MONOTONIC (bpf_ktime_get_ns); lines show the wall clock.
         realtime_offset_ns_(ClockNs(CLOCK_REALTIME) - ClockNs(CLOCK_MONOTONIC)) {}
 
   static int Deliver(void* ctx, void* data, size_t size) {
-    if (size >= sizeof(mw_migration_event))
+    if (size >= sizeof(mw_migration_event) && static_cast<const mw_migration_event*>(data)->kind == MW_TRACE_MIGRATION)
       static_cast<Tracer*>(ctx)->OnEvent(*static_cast<const mw_migration_event*>(data));
     return 0;
   }
@@ -111,7 +113,7 @@ class Tracer {
 
   void OnEvent(const mw_migration_event& e) {
     ++received_;
-    const ProcessIdentity id = attributor_.Identity(e.tgid, Comm(e.comm));
+    const ProcessIdentity id = session_.IdentityOf(e.tgid, Comm(e.comm));
     if (!Matches(e, id)) {
       ++filtered_;
       return;
@@ -134,7 +136,7 @@ class Tracer {
   }
 
   const TraceOptions& options_;
-  Attributor& attributor_;
+  Session& session_;
   const std::optional<mw_reason> reason_;
   const uint64_t realtime_offset_ns_;
   uint64_t received_ = 0, printed_ = 0, filtered_ = 0, rate_limited_ = 0;
@@ -159,13 +161,13 @@ int RunTrace(const TraceOptions& options) {
     spdlog::error("{}", error);
     return 1;
   }
-  Tracer tracer(options, session->attributor());
-  ring_buffer* rb = ring_buffer__new(bpf_map__fd(session->probes().trace_events_map()), Tracer::Deliver, &tracer,
-                                     nullptr);
+  Tracer tracer(options, *session);
+  ring_buffer* rb = ring_buffer__new(session->probes().trace_events_fd(), Tracer::Deliver, &tracer, nullptr);
   if (!rb) {
     spdlog::error("cannot open the trace ring buffer: {}", std::strerror(errno));
     return 1;
   }
+  session->SetTracing(true);
   tracer.PrintHeader();
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -187,7 +189,7 @@ int RunTrace(const TraceOptions& options) {
       // million records a second.
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    if (!session->Poll(0)) {
+    if (!session->ConsumeEvents()) {
       status = 1;
       break;
     }
@@ -195,11 +197,12 @@ int RunTrace(const TraceOptions& options) {
     // Forgets exited processes, so that a reused pid gets its own name and
     // the process map does not fill up with the dead.
     if (now >= next_update) {
-      session->attributor().Update();
+      session->Sweep();
       next_update = now + std::chrono::seconds(1);
     }
     if (options.duration_seconds > 0 && now >= deadline) break;
   }
+  session->SetTracing(false);
   // What is still in the buffer was recorded: deliver it before the summary.
   if (const int n = ring_buffer__consume(rb); n < 0) {
     spdlog::error("reading the trace ring buffer failed: {}", std::strerror(-n));

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The contract between the BPF programs (bpf/migwatch.bpf.c) and user space
- * (daemon/): map keys, map values, event records and enums.
+ * The contract between the BPF programs (bpf/) and user space (daemon/): map
+ * keys, map values, event records and enums.
  *
  * Both sides compile this file, so it uses plain fixed-width C types only.
  * In BPF the types come from vmlinux.h; in user space from <linux/types.h>.
@@ -25,7 +25,7 @@
 #define MW_MAX_NODES 64
 
 /* The path that moved a task. Decided in the sched_migrate_task handler; the
- * decision order is documented at classify_migration() in the BPF source. */
+ * decision order is documented at classify_migration() in bpf/classify.bpf.h. */
 enum mw_reason {
 	MW_REASON_WAKEUP = 0,	   /* placed on another CPU while waking up */
 	MW_REASON_LOAD_BALANCE,	   /* periodic, nohz-idle or newidle balancing */
@@ -39,9 +39,12 @@ enum mw_reason {
 	MW_REASON_COUNT,
 };
 
-/* What a migration/N stopper thread was running during one on-CPU interval. */
+/* What a migration/N stopper thread was running during one on-CPU interval.
+ * MW_WORK_NONE means "not known yet" while a run is being attributed; every
+ * finished run is charged to one of the others. */
 enum mw_work {
-	MW_WORK_AFFINITY = 0,	/* migration_cpu_stop for an affinity change */
+	MW_WORK_NONE = 0,
+	MW_WORK_AFFINITY,	/* migration_cpu_stop for an affinity change */
 	MW_WORK_ACTIVE_BALANCE, /* active_load_balance_cpu_stop */
 	MW_WORK_NUMA,		/* migrate_task_to / migrate_swap */
 	MW_WORK_EXEC,		/* sched_exec */
@@ -53,36 +56,105 @@ enum mw_work {
 	MW_WORK_COUNT,
 };
 
+/* The one table between stopper work and the reason of the moves it makes:
+ * X(work, reason). Works without a row (stop_machine, watchdog, other) move
+ * nothing of their own, and reasons without one (wakeup, load_balance,
+ * other) are never the work of a stopper. */
+#define MW_WORK_REASONS(X)                                  \
+	X(MW_WORK_AFFINITY, MW_REASON_AFFINITY)             \
+	X(MW_WORK_ACTIVE_BALANCE, MW_REASON_ACTIVE_BALANCE) \
+	X(MW_WORK_NUMA, MW_REASON_NUMA)                     \
+	X(MW_WORK_EXEC, MW_REASON_EXEC)                     \
+	X(MW_WORK_HOTPLUG, MW_REASON_HOTPLUG)               \
+	X(MW_WORK_RT_PUSH_PULL, MW_REASON_RT_PUSH_PULL)
+
+/* The reason of a move made by stopper work `work`; MW_REASON_OTHER if the
+ * work moves nothing of its own. */
+static __inline __u32 mw_work_reason(__u32 work)
+{
+#define MW_CASE(w, r) \
+	case w:       \
+		return r;
+	switch (work) {
+		MW_WORK_REASONS(MW_CASE)
+	default:
+		return MW_REASON_OTHER;
+	}
+#undef MW_CASE
+}
+
+/* The stopper work that makes moves of `reason`; MW_WORK_NONE if no work
+ * does. */
+static __inline __u32 mw_reason_work(__u32 reason)
+{
+#define MW_CASE(w, r) \
+	case r:       \
+		return w;
+	switch (reason) {
+		MW_WORK_REASONS(MW_CASE)
+	default:
+		return MW_WORK_NONE;
+	}
+#undef MW_CASE
+}
+
 /* Hooks migwatch attaches to, each with the attach mode it got. */
 enum mw_probe_mode {
 	MW_MODE_NONE = 0, /* not attached */
 	MW_MODE_FENTRY,
 	MW_MODE_TP_BTF,
 	MW_MODE_RAW_TP,
-	MW_MODE_TRACEPOINT,
+	MW_MODE_ITER, /* a BPF iterator, run by user space when it reads */
 	MW_MODE_COUNT,
 };
+
 
 /* Counters of things that were not recorded in full. Counts themselves are
  * never lost: these say which detail (an event record, a per-process entry)
  * went missing. */
 enum mw_drop {
 	MW_DROP_TRACE_RINGBUF = 0, /* trace event records: ring buffer full */
-	MW_DROP_TASK_RINGBUF,	   /* task rename/exit records: ring buffer full */
+	MW_DROP_TASK_RINGBUF,	   /* task rename/exec/exit records: ring buffer full */
 	MW_DROP_PROCESS_MAP_FULL,  /* counted under the overflow process key */
-	MW_DROP_PENDING_MAP_FULL,  /* an exec/numa/setaffinity mark not stored */
+	MW_DROP_EXITING_MAP_FULL,  /* an exiting thread not marked: its later moves may be missed */
 	MW_DROP_COUNT,
 };
 
-/* Host-wide counters; per-CPU array with one entry. */
-struct mw_host_stats {
+/* What the CPU that runs a program counted, summed over CPUs by user space,
+ * except the stopper fields: the copy of CPU n is written only by CPU n when
+ * its migration/n thread switches out. */
+struct mw_cpu_counters {
 	__u64 migrations[MW_REASON_COUNT];
 	/* sched_migrate_task events whose source equals their destination:
 	 * not migrations, but seen (kept to explain the raw event rate). */
 	__u64 same_cpu_events;
 	__u64 drops[MW_DROP_COUNT];
-	/* sched_setaffinity calls whose change forced a task off its CPU */
+	/* affinity changes (sched_setaffinity, cpuset writes) that forced a
+	 * running or queued task off its CPU */
 	__u64 affinity_changes;
+	/* This CPU's stopper: on-CPU time as the scheduler accounts it
+	 * (se.sum_exec_runtime, what /proc/PID/schedstat shows), per work. */
+	__u64 stopper_run_ns;
+	__u64 stopper_runs;
+	__u64 stopper_work_ns[MW_WORK_COUNT];
+	__u64 stopper_work_runs[MW_WORK_COUNT];
+};
+
+/* The value of the per-CPU map `cpus` begins with this; the programs' own
+ * state of that CPU follows. User space reads the counters and, before the
+ * programs attach, writes the pid of each CPU's migration/N thread (the
+ * programs learn a later one by its name). */
+struct mw_cpu {
+	struct mw_cpu_counters counters;
+	__u32 stopper_pid;
+	__u32 pad;
+};
+
+/* Settings user space writes while the programs run: the one value of the
+ * array map `settings`. */
+struct mw_settings {
+	__u32 trace_on; /* send migration records to the trace ring buffer */
+	__u32 nr_nodes; /* NUMA nodes in cpu_nodes (1: not NUMA) */
 };
 
 /* Per CPU: migrations in and out of that CPU. Per-CPU array indexed by CPU
@@ -92,36 +164,36 @@ struct mw_cpu_moves {
 	__u64 out;
 };
 
-/* The stopper thread of one CPU; per-CPU array with one entry, so the slot of
- * CPU n is written only by CPU n's migration/n thread switching out. */
-struct mw_stopper_stats {
-	__u64 run_ns;	/* on-CPU time, sched_switch in to sched_switch out */
-	__u64 runs;
-	__u64 work_ns[MW_WORK_COUNT];
-	__u64 work_runs[MW_WORK_COUNT];
-};
-
-/* Per thread (LRU, keyed by tid): bounded, so old idle threads fall out. */
-struct mw_thread_stats {
-	__u32 tgid;
-	__u32 pad;
-	char comm[MW_COMM_LEN];
-	__u64 migrations[MW_REASON_COUNT];
-};
-
 #define MW_TASK_KTHREAD 0x1u
 
-/* Per process (hash keyed by tgid; user space removes exited processes after
- * folding their counts, so nothing evicts an entry behind its back). */
+/* A process: its tgid and the start time of its thread-group leader
+ * (task_struct::start_boottime, ns; /proc/PID/stat shows it in clock ticks),
+ * so that a reused pid is a new process, never an old one's continuation. */
+struct mw_process_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 start_ns;
+};
+
+/* Per process: one shared hash entry, counted with atomic adds. Nothing
+ * evicts an entry: user space removes it after the process is gone and its
+ * final counts are taken.
+ *
+ * Wakeups, the most frequent migrations, are not counted here where the
+ * kernel lets user space run the task iterator: a process's total is then
+ * the sum of its threads' se.nr_migrations (the kernel's own count, read by
+ * the iterator for live threads, added to `exited_migrations` when a thread
+ * exits), and its wakeups are that total minus the other reasons. */
 struct mw_process_stats {
-	char comm[MW_COMM_LEN]; /* thread-group leader's comm */
+	char comm[MW_COMM_LEN]; /* thread-group leader's comm at creation */
 	__u32 flags;		/* MW_TASK_* */
 	__u32 pad;
-	__u64 migrations[MW_REASON_COUNT];
+	__u64 migrations[MW_REASON_COUNT]; /* [MW_REASON_WAKEUP]: see above */
+	__u64 exited_migrations; /* se.nr_migrations of its exited threads */
 	__u64 stopper_moved_ns;	    /* stopper time spent moving its threads */
 	__u64 stopper_requested_ns; /* stopper time it asked for */
 	__u64 stopper_requested_runs;
-	__u64 affinity_changes; /* its sched_setaffinity calls that moved a task */
+	__u64 affinity_changes; /* its affinity changes that moved a task */
 };
 
 /* Process key used once the process map is full: counts still land here. */
@@ -130,15 +202,35 @@ struct mw_process_stats {
  * watchdog timer): no process asked for it. */
 #define MW_KERNEL_TGID 0u
 
-/* One classified migration; sent only while a trace session runs. */
+/* One live thread's migrations, written by the task iterator for every
+ * thread that has migrated (and has not exited: those are in
+ * exited_migrations already). */
+struct mw_thread_record {
+	struct mw_process_key process;
+	__u32 tid;
+	__u32 pad;
+	__u64 nr_migrations; /* se.nr_migrations */
+};
+
+/* Records in the trace ring buffer; sent only while user space has turned
+ * tracing on (a trace session). */
+enum mw_trace_kind {
+	MW_TRACE_MIGRATION = 1,
+};
+
+#define MW_MIGRATION_IN_INTERRUPT 0x1u /* moved from hard or soft interrupt context */
+
+/* One classified migration. */
 struct mw_migration_event {
+	__u32 kind; /* MW_TRACE_MIGRATION */
+	__u32 flags; /* MW_MIGRATION_* */
 	__u64 ts_ns; /* bpf_ktime_get_ns() */
 	__u32 pid;
 	__u32 tgid;
 	__u32 src_cpu;
 	__u32 dst_cpu;
 	__u32 reason; /* enum mw_reason */
-	__u32 requester_pid;
+	__u32 requester_pid;  /* MW_KERNEL_TGID when moved from interrupt context */
 	__u32 requester_tgid;
 	__u32 pad;
 	char comm[MW_COMM_LEN];
@@ -155,14 +247,20 @@ enum mw_task_event_kind {
  * forgetting them when they exit, and for naming a process again after it
  * execs (libvirt forks, then execs QEMU). Rename and exec records are sent
  * for every rename and exec (rare: start-up); exit records only for tids
- * user space watches. */
+ * user space watches. A rename of a process's leader and an exec carry the
+ * process's counts at that instant, so that user space charges what came
+ * before to the old name and what follows to the new one, however late it
+ * reads the record. */
 struct mw_task_event {
 	__u32 kind; /* enum mw_task_event_kind */
 	__u32 pid;
 	__u32 tgid;
-	__u32 pad;
-	__u64 runtime_ns; /* se.sum_exec_runtime at exit */
+	__u32 has_counts; /* `counts` holds the process's counts */
+	__u64 start_ns;	  /* of the thread-group leader, as in mw_process_key */
+	__u64 runtime_ns;     /* se.sum_exec_runtime of the thread */
+	__u64 nr_migrations;  /* se.nr_migrations of the thread */
 	char comm[MW_COMM_LEN];
+	struct mw_process_stats counts;
 };
 
 #endif /* MIGWATCH_ABI_H */

@@ -6,18 +6,18 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <map>
-#include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "migwatch/abi.h"
 #include "migwatch/proc/label_folder.h"
 #include "migwatch/snapshot.h"
 
 namespace migwatch {
-
-class Probes;
 
 using ReasonCounts = std::array<uint64_t, MW_REASON_COUNT>;
 
@@ -32,63 +32,100 @@ struct AttributionTotals {
   std::map<std::string, uint64_t> affinity_changes;
   std::map<std::string, ReasonCounts> vm_migrations;
   std::map<std::string, uint64_t> vm_stopper_ns;
-  size_t folded_processes = 0;   ///< distinct process names folded into "other"
+  size_t folded_processes = 0;  ///< distinct process names folded into "other"
   size_t folded_requesters = 0;
   size_t folded_vms = 0;
 };
 
-/// Who a tgid is, resolved once from /proc when first seen.
+/// Who a process is.
 struct ProcessIdentity {
   std::string name;  ///< leader comm; kernel threads without their /N suffix
   std::string vm;    ///< VM name if this is a QEMU process, else empty
   bool incoming = false;  ///< QEMU started with -incoming
 };
 
-/// Resolves the identity of a process from /proc (its comm, kernel-thread
-/// flag and, for QEMU, its command line). `fallback_comm` names a process
-/// that has already exited. Thread-safe.
-ProcessIdentity ResolveProcess(pid_t tgid, const std::string& fallback_comm, uint32_t flags);
-
-/// Folds the per-process map into label totals.
-///
-/// Update() reads the map, adds what grew since the last Update() to the
-/// label of each process (per label dimension at most `label_cap` values,
-/// `vm_label_cap` for VMs, get their own label; see LabelFolder), and removes
-/// the entries of processes that have exited after taking their final
-/// counts. All methods are thread-safe.
-class Attributor {
+/// Where identities come from: /proc in the daemon (ProcDirectory), a table
+/// in tests.
+class ProcessDirectory {
  public:
-  Attributor(const Probes& probes, size_t label_cap, size_t vm_label_cap);
+  virtual ~ProcessDirectory() = default;
+  /// Whether the process `key` names still exists: its pid, started at that time.
+  virtual bool Alive(const mw_process_key& key) = 0;
+  /// Its identity now. `comm` and `flags` (from the BPF entry or record)
+  /// name a process that is gone.
+  virtual ProcessIdentity Resolve(const mw_process_key& key, const std::string& comm, uint32_t flags) = 0;
+  /// The identity of whichever process has this pid now (`comm` if none).
+  virtual ProcessIdentity ResolvePid(uint32_t tgid, const std::string& comm) = 0;
+};
 
-  void Update();
-  AttributionTotals Totals() const;
-  /// A process exec'd: who it is must be read again from /proc (its name,
-  /// and whether it is QEMU now).
-  void OnExec(uint32_t tgid, const std::string& comm);
-  /// A process renamed its main thread (prctl, pthread_setname_np): its
-  /// label follows. `comm` is the new name (the rename is traced before
-  /// /proc shows it).
-  void OnRename(uint32_t tgid, const std::string& comm);
+/// The processes in /proc, matched by start time so that a reused pid is
+/// never taken for the process that had it before. Thread-safe.
+class ProcDirectory : public ProcessDirectory {
+ public:
+  bool Alive(const mw_process_key& key) override;
+  ProcessIdentity Resolve(const mw_process_key& key, const std::string& comm, uint32_t flags) override;
+  ProcessIdentity ResolvePid(uint32_t tgid, const std::string& comm) override;
+};
+
+/// The identity of a process from its name alone: kernel threads lose
+/// their /N suffix; `kernel` and `other` for the requester and overflow keys.
+ProcessIdentity IdentityFromComm(const mw_process_key& key, const std::string& comm, uint32_t flags);
+
+/// A process changed its name (an exec, or a rename of its leader), with
+/// its counts at that instant, from a task record.
+struct NameChange {
+  mw_process_key key{};
+  std::string comm;  ///< the new name
+  bool exec = false;
+  uint32_t flags = 0;
+  mw_process_stats counts{};
+};
+
+/// Folds readings of the process map into label totals.
+///
+/// Each Fold() adds what grew since the last reading to the label of each
+/// process (per label dimension at most `label_cap` values, `vm_label_cap`
+/// for VMs, get their own label; see LabelFolder). Growth that came before a
+/// name change goes to the old name and the rest to the new one, by the
+/// counts the change carries, however late the change is delivered. No
+/// system call except through the ProcessDirectory. Not thread-safe.
+class Attribution {
+ public:
+  Attribution(ProcessDirectory& directory, size_t label_cap, size_t vm_label_cap);
+
+  /// A name change, to be applied by the Fold() whose reading comes after it.
+  void AddNameChange(NameChange change);
+  /// Folds one reading: every entry of the process map, and those whose
+  /// process is gone (their values are final; they are forgotten after).
+  /// Every name change from before the reading must have been added.
+  void Fold(const std::vector<ProcessEntry>& entries, const std::set<mw_process_key>& gone,
+            LabelFolder::Clock::time_point now = LabelFolder::Clock::now());
+
+  const AttributionTotals& totals() const { return totals_; }
   /// The label a VM name gets under the VM label cap (shared by every
   /// per-VM metric so that they fold alike).
   std::string VmLabel(const std::string& vm);
-  /// The identity the attributor uses for `tgid`, resolving it if new.
-  ProcessIdentity Identity(uint32_t tgid, const std::string& fallback_comm = "", uint32_t flags = 0);
+  /// The identity of the newest process with this tgid, resolving it if
+  /// it has not been seen (for trace records, which carry no start time).
+  ProcessIdentity IdentityOf(uint32_t tgid, const std::string& comm);
 
  private:
   struct Tracked {
     ProcessIdentity identity;
-    ProcessCounts last;
+    uint32_t flags = 0;
+    mw_process_stats last{};
   };
-  const ProcessIdentity& IdentityLocked(uint32_t tgid, const std::string& fallback_comm, uint32_t flags);
-  void DropEvictedLocked();
+  void Charge(const ProcessIdentity& identity, const mw_process_stats& from, const mw_process_stats& to,
+              LabelFolder::Clock::time_point now);
+  void DropEvicted();
 
-  const Probes& probes_;
-  mutable std::mutex mutex_;
+  ProcessDirectory& directory_;
   LabelFolder process_labels_;
   LabelFolder requester_labels_;
   LabelFolder vm_labels_;
-  std::unordered_map<uint32_t, Tracked> tracked_;
+  std::map<mw_process_key, Tracked> tracked_;
+  std::unordered_map<uint32_t, mw_process_key> newest_by_tgid_;
+  std::map<mw_process_key, std::deque<NameChange>> pending_;
   AttributionTotals totals_;
 };
 

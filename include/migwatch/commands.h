@@ -5,16 +5,12 @@
 #include <string>
 #include <vector>
 
-#include "migwatch/probes.h"
+#include "migwatch/session.h"
 
 namespace migwatch {
 
 /// Options every subcommand that loads the probes shares.
-struct CommonOptions {
-  ProbeOptions probes;
-  size_t label_cap = 20;     ///< process and requester label values
-  size_t vm_label_cap = 256;  ///< VM label values: a host runs hundreds at most
-};
+using CommonOptions = SessionOptions;
 
 struct ServeOptions {
   CommonOptions common;

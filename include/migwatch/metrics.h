@@ -8,9 +8,7 @@
 
 namespace migwatch {
 
-class Probes;
-class Attributor;
-class QemuTracker;
+class Session;
 
 struct BuildInfo {
   std::string version;
@@ -21,19 +19,17 @@ struct BuildInfo {
 
 /// Collects every migwatch_* family, plus process_* for the daemon itself.
 ///
-/// Nothing is cached between scrapes: each Collect() reads the maps (through
-/// the Attributor for per-process labels). Collect() never throws; a part
-/// that cannot be read is left out and logged. Thread-safe: the exposer may
-/// call Collect() from several threads at once.
+/// Nothing is cached between scrapes: each Collect() takes a snapshot of
+/// the session. Collect() never throws; a part that cannot be read is left
+/// out and logged. Thread-safe: the exposer may call Collect() from several
+/// threads at once.
 class MetricsCollector : public prometheus::Collectable {
  public:
-  MetricsCollector(const Probes& probes, Attributor& attributor, QemuTracker* qemu, BuildInfo build);
+  MetricsCollector(Session& session, BuildInfo build);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
-  const Probes& probes_;
-  Attributor& attributor_;
-  QemuTracker* qemu_;
+  Session& session_;
   BuildInfo build_;
 };
 

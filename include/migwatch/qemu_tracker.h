@@ -2,51 +2,72 @@
 // exit, with the CPU time and migrations they accumulate.
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
+#include <functional>
 #include <map>
-#include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <prometheus/metric_family.h>
 
 #include "migwatch/abi.h"
 #include "migwatch/proc/qemu.h"
 
 namespace migwatch {
 
-class Probes;
-class Attributor;
-
-/// One live migration in progress, for the terminal view.
-struct LiveMigration {
+/// One side of a VM's live migration: running, or ended (its threads are
+/// gone).
+struct QemuMigrationSide {
   std::string vm;
-  MigrationSide side;
-  double start_time_seconds;  ///< unix time its first thread appeared
-  size_t threads;
+  MigrationSide side = MigrationSide::kSource;
+  bool active = false;
+  double start_time_seconds = 0;  ///< unix time its first thread appeared, while active
+  size_t threads = 0;             ///< live threads
+};
+
+/// What the migration threads of one VM with one name consumed, exited ones
+/// included.
+struct QemuThreadTotals {
+  std::string vm;
+  std::string thread;  ///< thread name without its channel number
+  uint64_t runtime_ns = 0;
+  uint64_t migrations = 0;  ///< se.nr_migrations, the kernel's own count
+};
+
+struct QemuState {
+  std::vector<QemuMigrationSide> sides;  ///< every (vm, side) ever seen
+  std::vector<QemuThreadTotals> threads;
+};
+
+/// tids whose exit the kernel should report, and those it no longer needs to.
+struct WatchChanges {
+  std::vector<uint32_t> watch;
+  std::vector<uint32_t> unwatch;
 };
 
 /// Tracks QEMU live-migration threads (QEMU < 9.1 `live_migration`,
 /// `multifdsend_<n>`, ...; 9.1+ `mig/src/*`, `mig/dst/*`).
 ///
-/// Fed by thread rename and exit records from the task ring buffer, after an
-/// initial scan of /proc for threads that already exist. All methods are
-/// thread-safe.
+/// Fed by thread rename and exit records, after an initial scan of /proc
+/// for threads that already exist. Reads /proc, never the BPF maps: the
+/// tids whose exit must be reported are handed out by TakeWatchChanges().
+/// Not thread-safe.
 class QemuTracker {
  public:
-  QemuTracker(const Probes& probes, Attributor& attributor);
+  /// The VM label of a process, empty if it is not a QEMU process.
+  using VmOf = std::function<std::string(uint32_t tgid)>;
+  explicit QemuTracker(VmOf vm_of);
 
   /// Finds the migration threads of QEMU processes that run already.
   void Scan();
-  /// Handles one record from the task ring buffer.
-  void OnTaskEvent(const mw_task_event& event);
-  /// Appends the migwatch_qemu_* families.
-  void Collect(std::vector<prometheus::MetricFamily>* out);
-  std::vector<LiveMigration> Live();
+  /// A thread was named (or renamed) `comm`.
+  void OnRename(uint32_t tid, uint32_t tgid, const std::string& comm);
+  /// A watched thread exited, with its final runtime and migrations.
+  void OnExit(uint32_t tid, uint64_t runtime_ns, uint64_t nr_migrations);
+  /// Live threads are read from /proc now.
+  QemuState State() const;
+  WatchChanges TakeWatchChanges();
 
  private:
   struct Thread {
@@ -55,19 +76,19 @@ class QemuTracker {
     MigrationSide side;
     std::string label;
   };
-  using Key = std::pair<std::string, std::string>;  // (vm, thread label or side)
+  using Key = std::pair<std::string, std::string>;  // (vm, thread label)
+  using SideKey = std::pair<std::string, MigrationSide>;
 
-  void AddLocked(uint32_t tid, uint32_t tgid, const std::string& comm);
-  void RetireLocked(uint32_t tid, uint64_t runtime_ns);
+  void Add(uint32_t tid, uint32_t tgid, const std::string& comm);
+  void Retire(uint32_t tid, uint64_t runtime_ns, uint64_t nr_migrations);
+  size_t ThreadsOf(const SideKey& side) const;
 
-  const Probes& probes_;
-  Attributor& attributor_;
-  std::mutex mutex_;
+  VmOf vm_of_;
   std::unordered_map<uint32_t, Thread> live_;
-  std::map<Key, uint64_t> retired_runtime_ns_;
-  std::map<Key, uint64_t> retired_migrations_;
-  std::map<Key, double> side_start_;  // (vm, side) -> start of the running migration
-  std::map<Key, bool> sides_seen_;    // every (vm, side) ever seen, to report 0 after the end
+  std::map<Key, QemuThreadTotals> retired_;
+  std::map<SideKey, double> side_start_;  // start of each running migration side
+  std::set<SideKey> sides_seen_;          // to report 0 after the end
+  WatchChanges watch_changes_;
 };
 
 }  // namespace migwatch

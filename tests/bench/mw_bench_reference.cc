@@ -1,5 +1,5 @@
 // mw_bench_reference: attaches the empty reference programs
-// (bpf/bench_reference.bpf.c) and keeps the kernel's BPF run-time statistics
+// (bench_reference.bpf.c) and keeps the kernel's BPF run-time statistics
 // on while it runs, so that the benchmark can read migwatch's per-event cost
 // next to the cost of doing nothing on the same hooks.
 //

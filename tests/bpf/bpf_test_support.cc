@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "migwatch/proc/sched.h"
 #include "migwatch/proc/schedstat.h"
 #include "migwatch/proc/stat.h"
 
@@ -23,6 +24,18 @@ std::optional<uint64_t> SchedstatRuntimeNs(pid_t pid) {
   auto s = ReadProcessSchedStat(pid);
   if (!s) return std::nullopt;
   return s->run_ns;
+}
+
+std::optional<uint64_t> LiveThreadMigrations(pid_t pid) {
+  uint64_t sum = 0;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    auto n = ReadNrMigrations(pid, std::stoi(task.path().filename()));
+    if (!n) return std::nullopt;
+    sum += *n;
+  }
+  if (ec) return std::nullopt;
+  return sum;
 }
 
 }  // namespace migwatch::testing

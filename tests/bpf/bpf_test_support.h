@@ -27,4 +27,9 @@ std::optional<pid_t> StopperPid(int cpu);
 /// Runtime in ns of a task from /proc/<pid>/schedstat.
 std::optional<uint64_t> SchedstatRuntimeNs(pid_t pid);
 
+/// Sum of se.nr_migrations over the live threads of process `pid`: the
+/// kernel's own count of the process's migrations, as long as none of its
+/// threads has exited.
+std::optional<uint64_t> LiveThreadMigrations(pid_t pid);
+
 }  // namespace migwatch::testing

@@ -78,7 +78,7 @@ std::vector<BadInput> Cases() {
       {"label_cap_negative", fixed({"--labels.cap=-1"}), "--labels.cap: Value -1 not in range"},
       {"label_cap_not_a_number", fixed({"--labels.cap=many"}), "--labels.cap"},
       {"label_cap_too_large", fixed({"--labels.cap=10001"}), "not in range"},
-      {"max_threads_too_small", fixed({"--bpf.max-threads=1"}), "--bpf.max-threads: Value 1 not in range"},
+      {"max_processes_too_small", fixed({"--bpf.max-processes=1"}), "--bpf.max-processes: Value 1 not in range"},
       {"interval_zero", fixed({"top", "--interval=0"}), "--interval: Value 0 not in range"},
       {"interval_too_long", fixed({"top", "--interval=86400"}), "--interval: Value 86400 not in range"},
       {"interval_negative", fixed({"top", "-d", "-1"}), "--interval"},

@@ -15,7 +15,7 @@ namespace migwatch::testing {
 namespace {
 
 constexpr int kLabelCap = 50;
-constexpr unsigned kMaxThreads = 8192, kMaxProcesses = 4096;  // the daemon's defaults
+constexpr unsigned kMaxProcesses = 4096;  // the daemon's default
 
 size_t LiveProcesses() {
   size_t n = 0;
@@ -65,12 +65,13 @@ TEST(Churn, ShortLivedThreadsAndProcessesKeepMapsMemoryAndLabelsBounded) {
   EXPECT_EQ(processes.count("other"), 1u);
   const double folded = Sum(e, "migwatch_label_values_folded_total", {"label=\"process\""});
   EXPECT_GE(folded, 1000 - kLabelCap);
-  // Exited processes leave the process map; the thread map is an LRU.
+  // Exited processes leave the process map; exited threads leave the map
+  // of exiting threads once they are gone.
   auto process_entries = MapEntries(d.pid(), "process_stats");
-  auto thread_entries = MapEntries(d.pid(), "thread_stats");
-  ASSERT_TRUE(process_entries && thread_entries);
+  auto exiting_entries = MapEntries(d.pid(), "exiting_threads");
+  ASSERT_TRUE(process_entries && exiting_entries);
   EXPECT_LE(*process_entries, LiveProcesses() + 50) << "dead processes stay in the process map";
-  EXPECT_LE(*thread_entries, kMaxThreads);
+  EXPECT_LE(*exiting_entries, 50u) << "ended threads stay in the map of exiting threads";
   EXPECT_LT(*process_entries, kMaxProcesses);
   // Memory: what 1,000 names and 100,000 threads leave behind, at most.
   EXPECT_LT(rss_after, rss_before + (8u << 20));
@@ -78,10 +79,10 @@ TEST(Churn, ShortLivedThreadsAndProcessesKeepMapsMemoryAndLabelsBounded) {
               "  storm process: migwatch %.0f, kernel se.nr_migrations %lu\n"
               "  daemon RSS %.1f MiB before, %.1f MiB after; series %zu before, %zu after\n"
               "  process label values %zu (cap %d), requester %zu, folded process values %.0f\n"
-              "  map entries: process_stats %zu (live processes %zu), thread_stats %zu (max %u)\n",
+              "  map entries: process_stats %zu (live processes %zu), exiting_threads %zu\n",
               churn.seconds, c.migwatch, c.kernel, rss_before / 1048576.0, rss_after / 1048576.0, series_before,
               e.samples.size(), processes.size(), kLabelCap, requesters.size(), folded, *process_entries,
-              LiveProcesses(), *thread_entries, kMaxThreads);
+              LiveProcesses(), *exiting_entries);
   Finished stopped = d.Stop(SIGTERM);
   EXPECT_EQ(stopped.exit_code, 0) << stopped.output;
 }

@@ -30,7 +30,7 @@ namespace migwatch {
 
 int RunServe(const ServeOptions& options) {
   Require(options.common.label_cap >= 1 && options.common.label_cap <= 10000);
-  Require(options.common.probes.max_threads >= 64 && options.common.probes.max_threads <= (1u << 20));
+  Require(options.common.probes.max_processes >= 64 && options.common.probes.max_processes <= (1u << 20));
   Require(options.common.probes.max_processes >= 64 && options.common.probes.max_processes <= (1u << 20));
   Require(!options.listen_addresses.empty());
   return 0;

@@ -404,6 +404,17 @@ CountCheck CompareProcessCount(int port, pid_t pid, const std::string& name, int
   return c;
 }
 
+std::string ProbeModes(const Exposition& e) {
+  std::string modes;
+  const std::string family = "migwatch_probe_attached{";
+  for (const auto& [series, value] : e.samples) {
+    if (series.rfind(family, 0) != 0) continue;
+    modes += series.substr(family.size(), series.size() - family.size() - 1) + " " +
+             std::to_string(static_cast<int>(value)) + "\n";
+  }
+  return modes;
+}
+
 std::optional<size_t> MapEntries(pid_t holder, const std::string& map_name) {
   std::error_code ec;
   for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(holder) + "/fdinfo", ec)) {

@@ -124,6 +124,10 @@ std::set<std::string> LabelValues(const Exposition& e, const std::string& family
 /// A scrape of /metrics that must succeed and parse (EXPECTs otherwise).
 Exposition Scrape(int port);
 
+/// The series of migwatch_probe_attached: "probe mode value" per probe, in
+/// one string, so that two daemons' probes compare at a glance.
+std::string ProbeModes(const Exposition& e);
+
 /// Resident set size of a process in bytes (0 if it is gone).
 uint64_t RssBytes(pid_t pid);
 /// Sum of se.nr_migrations over every thread of `pid`.

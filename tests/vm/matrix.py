@@ -30,22 +30,26 @@ WORKLOADS = ("affinity-running", "affinity-queued", "pingpong", "spinners", "hot
 # Its spinners are pinned to the CPU the guest takes offline.
 PINNED_WORKLOAD = "hotplug-pinned"
 # Hooks on tracepoints, and the mode each must get on every kernel of the
-# matrix: all have BTF and are 5.5 or newer, so tp_btf; the syscalls
-# tracepoints have only the classic mode. Every other hook is an fentry hook,
-# judged against what probe_fentry found the kernel allows.
+# matrix: all have BTF and are 5.5 or newer, so tp_btf; the task iterator is
+# an iterator. Every other hook is an fentry hook, judged against what
+# probe_fentry found the kernel allows.
 TRACEPOINT_MODES = {
     "sched_migrate_task": "tp_btf",
     "sched_switch": "tp_btf",
     "sched_waking": "tp_btf",
-    "softirq": "tp_btf",
-    "hrtimer_expire": "tp_btf",
     "cpuhp_enter": "tp_btf",
     "sched_move_numa": "tp_btf",
     "sched_swap_numa": "tp_btf",
-    "syscalls": "tracepoint",
     "task_rename": "tp_btf",
     "sched_process_exec": "tp_btf",
     "sched_process_exit": "tp_btf",
+    "task": "iter",
+}
+# Tracepoint hooks only kernels whose BTF hides preempt_count need (Debian's
+# 5.10): present there, in this mode, and absent elsewhere.
+KERNEL_SPECIFIC_MODES = {
+    "softirq_entry": "tp_btf",
+    "softirq_exit": "tp_btf",
 }
 HOST_SCRIPT_TIMEOUT_SECONDS = 120
 GUEST_SCRIPT_TIMEOUT_SECONDS = 330
@@ -186,6 +190,8 @@ class Verdicts:
 def expected_mode(probe: str, run: str, fentry: dict) -> str | None:
     if probe in TRACEPOINT_MODES:
         return TRACEPOINT_MODES[probe]
+    if probe in KERNEL_SPECIFIC_MODES:
+        return KERNEL_SPECIFIC_MODES[probe]
     if probe not in fentry:
         return None
     return "fentry" if run == "fentry" and fentry[probe] == "attached" else "none"

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * One migration: which path made it, and counting it per CPU, node pair,
+ * process and reason. This runs for every migration the kernel makes.
+ */
+#ifndef MIGWATCH_CLASSIFY_BPF_H
+#define MIGWATCH_CLASSIFY_BPF_H
+
+#include "stopper.bpf.h"
+
+/* A move made while this CPU's stopper is running, by the stopper's work. */
+static __always_inline __u32 classify_stopper_move(struct event *ev, struct task_struct *p, __u32 src,
+						   const bool btf)
+{
+	struct stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
+	__u32 tid = MW_READ(btf, p, pid), reason;
+
+	if (!task_allows_cpu(p, src, btf))
+		return MW_REASON_AFFINITY;
+	if (req && tid && (tid == req->numa_tids[0] || tid == req->numa_tids[1]))
+		return MW_REASON_NUMA;
+	if (task_in_execve(p, btf))
+		return MW_REASON_EXEC;
+	/* multi_cpu_stop moves nothing of its own: NUMA swaps and teardowns
+	 * are named by the waker's context. */
+	if (ev->st->fentry_work != MW_WORK_STOP_MACHINE &&
+	    (reason = mw_work_reason(ev->st->fentry_work)) != MW_REASON_OTHER)
+		return reason;
+	if (req && (reason = mw_work_reason(req->work)) != MW_REASON_OTHER)
+		return reason;
+	if (MW_READ(btf, p, prio) < MAX_RT_PRIO)
+		return MW_REASON_RT_PUSH_PULL;
+	return MW_REASON_OTHER;
+}
+
+/*
+ * Decision order, first match wins:
+ *  1. p is TASK_WAKING: try_to_wake_up() placed it            -> wakeup
+ *  2. its source CPU is being torn down                       -> hotplug
+ *  3. this CPU's stopper is running: by the stopper's work
+ *     (classify_stopper_move above)
+ *  4. p is RT/DL (prio < 100)                                 -> rt_push_pull
+ *  5. in a softirq: periodic or nohz idle balancing            -> load_balance
+ *  6. pulled to this CPU by a task that is blocking, or idle  -> load_balance
+ *  7. its source CPU is no longer allowed: affine_move_task() moved it
+ *     while queued, in the caller's context                     -> affinity
+ *  8. p is in execve()                                         -> exec
+ *  9. anything else                                           -> other
+ * The common case, a wakeup, costs one load.
+ */
+static __always_inline __u32 classify_migration(struct event *ev, struct task_struct *p, __u32 src,
+						 __u32 dst, const bool btf)
+{
+	if (task_state(p, btf) & TASK_WAKING)
+		return MW_REASON_WAKEUP;
+	if (cpu_in_teardown(src))
+		return MW_REASON_HOTPLUG;
+	if (ev->st->stopper_on_cpu)
+		return classify_stopper_move(ev, p, src, btf);
+	if (MW_READ(btf, p, prio) < MAX_RT_PRIO)
+		return MW_REASON_RT_PUSH_PULL;
+	if (event_context(ev) == MW_CTX_SOFTIRQ)
+		return MW_REASON_LOAD_BALANCE;
+	if (dst == ev->cpu) {
+		struct task_struct *cur = current_task();
+
+		if (BPF_CORE_READ(cur, pid) == 0 || task_state(cur, false) != 0)
+			return MW_REASON_LOAD_BALANCE;
+	}
+	if (!task_allows_cpu(p, src, btf))
+		return MW_REASON_AFFINITY;
+	if (task_in_execve(p, btf))
+		return MW_REASON_EXEC;
+	return MW_REASON_OTHER;
+}
+
+/* The process entry of the task that asked this CPU's stopper for its work. */
+static __noinline struct mw_process_stats *requester_process(struct event *ev)
+{
+	struct stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
+	struct mw_process_stats init = {};
+
+	if (!req)
+		return NULL;
+	__builtin_memcpy(init.comm, req->requester_comm, MW_COMM_LEN);
+	init.flags = req->requester_flags;
+	return process_entry(&req->requester, &init, ev);
+}
+
+/* An affinity change forced p off its CPU: charged to whoever asked, the
+ * task that woke this CPU's stopper for it or, outside the stopper, the task
+ * running the change (affine_move_task() moving a queued task). A task that
+ * takes its own CPU away sleeps while the stopper retargets it and moves when
+ * the stopper wakes it: that wakeup is the change too. */
+static __always_inline void count_affinity_change(struct event *ev, struct task_struct *p, __u32 src,
+						  __u32 reason, const bool btf)
+{
+	struct task_struct *cur;
+	struct mw_process_stats *ps;
+	struct mw_process_key key;
+
+	if (reason == MW_REASON_WAKEUP) {
+		if (!ev->st->stopper_on_cpu || task_allows_cpu(p, src, btf))
+			return;
+	} else if (reason != MW_REASON_AFFINITY) {
+		return;
+	}
+	ev->cc->affinity_changes++;
+	if (ev->st->stopper_on_cpu) {
+		if ((ps = requester_process(ev)))
+			add(&ps->affinity_changes, 1);
+		return;
+	}
+	cur = current_task();
+	process_key_of(cur, &key, false);
+	if ((ps = process_of_task(cur, &key, ev)))
+		add(&ps->affinity_changes, 1);
+}
+
+static __always_inline void count_migration(struct event *ev, struct task_struct *p, __u32 src, __u32 dst,
+					    __u32 classified, const bool btf)
+{
+	const __u64 reason = bounded_index(classified, MW_REASON_COUNT, MW_REASON_OTHER);
+	const bool stopper_run = ev->st->stopper_on_cpu;
+	const bool exiting = !count_wakeups && (MW_READ(btf, p, flags) & PF_EXITING);
+	struct mw_process_stats *ps = NULL;
+	struct mw_process_key key;
+	struct mw_cpu_moves *cm;
+
+	ev->cc->migrations[reason]++;
+	if ((cm = bpf_map_lookup_elem(&cpu_moves, &src)))
+		cm->out++;
+	if ((cm = bpf_map_lookup_elem(&cpu_moves, &dst)))
+		cm->in++;
+	if (ev->set->nr_nodes > 1) {
+		__u32 *from = bpf_map_lookup_elem(&cpu_nodes, &src), *to = bpf_map_lookup_elem(&cpu_nodes, &dst);
+		__u32 idx = from && to ? *from * ev->set->nr_nodes + *to : 0;
+		__u64 *nm = bpf_map_lookup_elem(&node_moves, &idx);
+
+		if (nm)
+			(*nm)++;
+	}
+
+	/* The process entry, where needed: wakeups are the kernel's own
+	 * per-thread count (abi.h), read by the task iterator. */
+	if (reason != MW_REASON_WAKEUP || count_wakeups || exiting || stopper_run || ev->set->trace_on) {
+		process_key_of(p, &key, btf);
+		ps = process_of_task(p, &key, ev);
+	}
+	if (ps && (reason != MW_REASON_WAKEUP || count_wakeups))
+		add(&ps->migrations[reason], 1);
+	if (exiting)
+		count_move_after_exit(p, ps, btf);
+	/* The stopper's time is charged to the process of its first move. */
+	if (stopper_run && !ev->st->run_moves++) {
+		ev->st->run_reason = reason;
+		ev->st->run_moved = key;
+	}
+	count_affinity_change(ev, p, src, reason, btf);
+	if (ev->set->trace_on)
+		emit_migration(ev, p, &key, src, dst, reason, btf);
+}
+
+static __always_inline int handle_migrate(struct task_struct *p, int dest_cpu, const bool btf)
+{
+	__u32 src = task_cpu(p, btf), dst = dest_cpu;
+	struct event ev;
+
+	if (!event_open(&ev))
+		return 0;
+	ev.st->move_traced = 1;
+	/* The tracepoint fires before set_task_cpu() checks for a change. */
+	if (src == dst) {
+		ev.cc->same_cpu_events++;
+		return 0;
+	}
+	count_migration(&ev, p, src, dst, classify_migration(&ev, p, src, dst, btf), btf);
+	return 0;
+}
+
+/* The fexit twin of enter_move_queued_task() (5.10): a move the tracepoint
+ * did not see was made on a CPU already marked offline. */
+static __always_inline int exit_move_queued_task(struct rq *rq, struct task_struct *p, int new_cpu)
+{
+	__u32 src = BPF_CORE_READ(rq, cpu);
+	struct event ev;
+
+	if (!event_open(&ev))
+		return 0;
+	ev.st->in_move_queued = 0;
+	if (!ev.st->move_traced && src != (__u32)new_cpu)
+		count_migration(&ev, p, src, new_cpu, MW_REASON_HOTPLUG, true);
+	return 0;
+}
+
+#endif /* MIGWATCH_CLASSIFY_BPF_H */

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The per-event context every handler works in: the CPU it runs on, that
+ * CPU's state and counters, and who `current` is.
+ */
+#ifndef MIGWATCH_EVENT_BPF_H
+#define MIGWATCH_EVENT_BPF_H
+
+#include "core_fixes.bpf.h"
+#include "maps.bpf.h"
+
+#define PF_EXITING 0x00000004
+#define PF_KTHREAD 0x00200000
+#define TASK_DEAD 0x0080
+#define TASK_WAKING 0x0200
+#define MAX_RT_PRIO 100
+#define SCHED_SOFTIRQ 7
+
+struct event {
+	__u32 cpu;
+	enum mw_context ctx;	     /* MW_CTX_UNKNOWN until event_context() */
+	struct cpu_slot *slot;	     /* this CPU's */
+	struct cpu_state *st;	     /* &slot->state */
+	struct mw_cpu_counters *cc; /* &slot->shared.counters */
+	struct mw_settings *set;
+};
+
+static __always_inline bool event_from_slot(struct event *ev, struct cpu_slot *slot)
+{
+	ev->cpu = bpf_get_smp_processor_id();
+	ev->ctx = MW_CTX_UNKNOWN;
+	ev->slot = slot;
+	ev->set = current_settings();
+	if (!slot || !ev->set)
+		return false;
+	ev->st = &slot->state;
+	ev->cc = &slot->shared.counters;
+	return true;
+}
+
+static __always_inline bool event_open(struct event *ev)
+{
+	return event_from_slot(ev, this_cpu_slot());
+}
+
+/* Hard or soft interrupt, or task context; read on first use, since only
+ * the rarer paths need it. Where preempt_count cannot be found (5.10),
+ * SCHED_SOFTIRQ is still known from the softirq hooks and anything else
+ * counts as task context. */
+static __always_inline enum mw_context event_context(struct event *ev)
+{
+	if (ev->ctx != MW_CTX_UNKNOWN)
+		return ev->ctx;
+	ev->ctx = cpu_context(preempt_count_from_rq, &ev->st->preempt_count_addr);
+	if (ev->ctx == MW_CTX_UNKNOWN)
+		ev->ctx = ev->st->in_sched_softirq ? MW_CTX_SOFTIRQ : MW_CTX_TASK;
+	return ev->ctx;
+}
+
+/* `index` if it is below `count`, else `fallback`, in a form the verifier
+ * sees bounded: clang may otherwise check a copy it then does not use. */
+static __always_inline __u64 bounded_index(__u64 index, __u64 count, __u64 fallback)
+{
+	if (index >= count)
+		index = fallback;
+	asm volatile("" : "+r"(index));
+	if (index >= count)
+		index = fallback;
+	return index;
+}
+
+static __always_inline bool in_interrupt(enum mw_context ctx)
+{
+	return ctx == MW_CTX_SOFTIRQ || ctx == MW_CTX_HARDIRQ;
+}
+
+/* `current` is only read on rare paths (requesters, trace records), through
+ * probe reads: bpf_get_current_task_btf() would need 5.11. */
+static __always_inline struct task_struct *current_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
+static __always_inline __u32 task_flags(struct task_struct *t, const bool btf)
+{
+	return (MW_READ(btf, t, flags) & PF_KTHREAD) ? MW_TASK_KTHREAD : 0;
+}
+
+#endif /* MIGWATCH_EVENT_BPF_H */

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Configuration and maps: what user space reads (counters), what it writes
+ * (configuration, the trace switch, stopper thread ids) and the state the
+ * programs keep between events.
+ *
+ * Sizing for hosts of hundreds of CPUs: per-CPU maps hold only small fixed
+ * values (a per-CPU value costs its size times the possible CPUs); the
+ * per-process counters are one shared entry per process, added to
+ * atomically. No map holds anything per thread: the kernel's own
+ * se.nr_migrations is the per-thread detail.
+ */
+#ifndef MIGWATCH_MAPS_BPF_H
+#define MIGWATCH_MAPS_BPF_H
+
+#include "migwatch/abi.h"
+
+/*
+ * Where things live matters for the cost of an event. Global variables
+ * (.rodata, .bss) and per-CPU map values sit in vmalloc'd memory, where each
+ * page touched may cost a TLB miss (tens of ns in a virtual machine);
+ * non-mmapable array maps of a few KB are kmalloc'd, on the kernel's direct
+ * map. So an event touches its CPU's slot (one per-CPU value for all that
+ * CPU keeps), small arrays, and globals only on rare paths.
+ */
+
+/* Read-only configuration of the rare paths, set by user space between open
+ * and load (rodata must be volatile so that clang keeps the loads the loader
+ * patches). */
+const volatile __u32 trace_pid = 0; /* trace only this tid or tgid, if set */
+/* Address of a CPU's preempt_count minus that of its runqueue, from the
+ * kernel's BTF (core_fixes.bpf.h); 0 where the BTF does not say. */
+const volatile __s64 preempt_count_from_rq = 0;
+/* 1 where user space cannot run the task iterator: wakeups are then counted
+ * per process here, on every wakeup migration (abi.h, mw_process_stats). */
+const volatile __u32 count_wakeups = 0;
+
+/* What user space switches while the programs run (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mw_settings);
+} settings SEC(".maps");
+
+/* NUMA node of each CPU; resized to the possible CPUs at load, filled by
+ * user space; read only where settings.nr_nodes > 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cpu_nodes SEC(".maps");
+
+/* ---- Counters read by user space ---------------------------------------- */
+
+/* Indexed by CPU; resized to the possible CPUs at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mw_cpu_moves);
+} cpu_moves SEC(".maps");
+
+/* Indexed by from_node * nr_nodes + to_node; resized to nr_nodes^2 at load.
+ * Not touched on single-node hosts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} node_moves SEC(".maps");
+
+/* Not LRU: an entry leaves only when user space has taken its final counts.
+ * User space inserts the MW_OVERFLOW_TGID key before attaching, so a full
+ * map still counts. Resized at load (--bpf.max-processes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct mw_process_key);
+	__type(value, struct mw_process_stats);
+} process_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} trace_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+} task_events SEC(".maps");
+
+/* Threads between their exit (sched_process_exit, where their
+ * se.nr_migrations went into exited_migrations) and their last switch (as
+ * TASK_DEAD): the iterator skips them, and a move they still make is added
+ * to exited_migrations. Keyed by tid and start time, so that a reused tid
+ * is another thread. */
+struct thread_key {
+	__u32 tid;
+	__u32 pad;
+	__u64 start_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct thread_key);
+	__type(value, struct mw_process_key);
+} exiting_threads SEC(".maps");
+
+/* tids whose exit user space wants to hear about (QEMU migration threads). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} watched_tids SEC(".maps");
+
+/* ---- State of the programs ------------------------------------------------ */
+
+/* What this CPU is doing, as far as attribution cares. */
+struct cpu_state {
+	__u32 stopper_on_cpu;	/* between its switch in and its switch out */
+	__u32 pad;
+	__u64 stopper_runtime;	/* its se.sum_exec_runtime at its switch in */
+	__u64 run_start_ns;	/* while tracing: when it switched in */
+	__u32 fentry_work;	/* enum mw_work from a stopper function's fentry */
+	__u32 in_migration_cpu_stop; /* fentry saw migration_cpu_stop */
+	__u32 run_moves;	/* moves made in this run */
+	__u32 run_reason;	/* the first one's reason */
+	struct mw_process_key run_moved; /* the first one's process */
+	__u64 preempt_count_addr; /* of this CPU, once found */
+	__u32 in_sched_softirq; /* kernels whose BTF hides preempt_count */
+	__u32 in_move_queued;	/* inside move_queued_task (fentry/fexit) */
+	__u32 move_traced;	/* sched_migrate_task fired inside it */
+	/* NUMA balancing announces its moves on this CPU, from the task that
+	 * then wakes the stopper: sched_move_numa names one task,
+	 * sched_swap_numa two. */
+	__u32 numa_requester;
+	__u32 numa_tids[2];
+	__u64 numa_ns;
+};
+
+/* Everything a CPU keeps, in one per-CPU value, so that an event touches one
+ * place of its own: the part user space shares (abi.h), then the state.
+ * Written only by the CPU it describes. */
+struct cpu_slot {
+	struct mw_cpu shared;
+	struct cpu_state state;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_slot);
+} cpus SEC(".maps");
+
+/* Who woke a CPU's stopper and in what context. Indexed by the stopper's CPU
+ * and written by the waker's CPU, hence a shared array; the stopper sleeps
+ * while it is written, so the two never race over one run. Only wakers in
+ * task context write the requester: work queued from an interrupt is the
+ * kernel's (`work` says so), and one that finds the stopper awake already
+ * leaves no trace, so the last task that asked stays the best answer. */
+struct stopper_request {
+	__u32 stopper_pid; /* of migration/<cpu>: user space writes it first */
+	__u32 work;	   /* enum mw_work the waker's context names, or NONE */
+	__u32 requester_pid;
+	__u32 requester_flags;
+	struct mw_process_key requester; /* MW_KERNEL_TGID: interrupt context */
+	char requester_comm[MW_COMM_LEN];
+	__u32 numa_tids[2]; /* tasks a NUMA request moves */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stopper_request);
+} stopper_requests SEC(".maps");
+
+/* Per CPU: time of its last teardown step (ns), 0 once it comes back up. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} cpu_teardown SEC(".maps");
+
+/* Time of the last teardown step of any CPU (ns; 0: none lately): the
+ * stop_machine() of a teardown wakes every CPU's stopper, not only the
+ * dying CPU's. Read on stopper wakeups only. */
+__u64 last_teardown_ns = 0;
+
+/* ---- Helpers -------------------------------------------------------------- */
+
+/* Keys of one-entry maps live on the stack: a key in .rodata would cost a
+ * load from another page on every event. */
+static __always_inline struct mw_settings *current_settings(void)
+{
+	__u32 key = 0;
+
+	return bpf_map_lookup_elem(&settings, &key);
+}
+
+static __always_inline struct cpu_slot *this_cpu_slot(void)
+{
+	__u32 key = 0;
+
+	return bpf_map_lookup_elem(&cpus, &key);
+}
+
+/* The entry of `key`, created from `init` if absent. Another CPU may insert
+ * the same key meanwhile: its -EEXIST is fine, the second lookup finds
+ * that entry. NULL only if the map is full. */
+static __always_inline void *lookup_or_init(void *map, const void *key, const void *init)
+{
+	void *value = bpf_map_lookup_elem(map, key);
+
+	if (value)
+		return value;
+	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+#endif /* MIGWATCH_MAPS_BPF_H */

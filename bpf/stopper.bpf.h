@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The migration/N stopper threads: who woke one and in what context, what
+ * its work was, and what each on-CPU run cost and whom it is charged to.
+ * Also the two announcements of stopper work that come before the wakeup:
+ * NUMA balancing's tracepoints and the CPU hotplug steps.
+ */
+#ifndef MIGWATCH_STOPPER_BPF_H
+#define MIGWATCH_STOPPER_BPF_H
+
+#include "tasks.bpf.h"
+
+/* A CPU counts as going offline for this long after its last teardown step;
+ * the pushes and stopper runs of one teardown happen within milliseconds. */
+#define HOTPLUG_WINDOW_NS (500ULL * 1000 * 1000)
+/* A NUMA request wakes the stopper within microseconds of being traced;
+ * older announcements are stale (the move was cancelled). */
+#define NUMA_ANNOUNCE_TTL_NS (100ULL * 1000 * 1000)
+
+/* migration/N: a kernel thread named "migration/" + digits. Only for CPUs
+ * whose stopper user space did not know at start (one that comes online
+ * for the first time later): checked once per such CPU. */
+static __always_inline bool is_stopper_task(struct task_struct *t)
+{
+	char comm[MW_COMM_LEN];
+
+	if (!(BPF_CORE_READ(t, flags) & PF_KTHREAD))
+		return false;
+	BPF_CORE_READ_INTO(&comm, t, comm);
+	return comm[0] == 'm' && comm[1] == 'i' && comm[2] == 'g' && comm[3] == 'r' &&
+	       comm[4] == 'a' && comm[5] == 't' && comm[6] == 'i' && comm[7] == 'o' &&
+	       comm[8] == 'n' && comm[9] == '/';
+}
+
+/* ---- CPU hotplug ---------------------------------------------------------- */
+
+/* Whether any CPU took a teardown step lately; the clock is read only after
+ * one did, and the mark is dropped once it is old. */
+static __always_inline bool teardown_recent(__u64 *now)
+{
+	__u64 last = last_teardown_ns;
+
+	if (!last)
+		return false;
+	*now = bpf_ktime_get_ns();
+	if (*now - last < HOTPLUG_WINDOW_NS)
+		return true;
+	/* No compare-and-swap: 5.10 has only atomic add. A teardown step that
+	 * writes its time between these two lines is lost to this mark, and
+	 * its CPU's own mark still says it. */
+	if (last_teardown_ns == last)
+		last_teardown_ns = 0;
+	return false;
+}
+
+/* Whether `cpu` is going offline. The clock is read only while it is marked. */
+static __always_inline bool cpu_in_teardown(__u32 cpu)
+{
+	__u64 *teardown = bpf_map_lookup_elem(&cpu_teardown, &cpu);
+
+	return teardown && *teardown && bpf_ktime_get_ns() - *teardown < HOTPLUG_WINDOW_NS;
+}
+
+static __always_inline int handle_cpuhp_enter(unsigned int cpu, int target, int idx)
+{
+	__u64 *teardown = bpf_map_lookup_elem(&cpu_teardown, &cpu);
+
+	if (target < idx) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (teardown)
+			*teardown = now;
+		last_teardown_ns = now;
+	} else if (teardown) {
+		*teardown = 0; /* coming back up */
+	}
+	return 0;
+}
+
+/* ---- NUMA balancing --------------------------------------------------------- */
+
+/* sched_move_numa and sched_swap_numa fire in the task that then wakes the
+ * stopper(s) on this CPU: remember which tasks its request moves. */
+static __always_inline void announce_numa(struct task_struct *a, struct task_struct *b, const bool btf)
+{
+	struct cpu_slot *slot = this_cpu_slot();
+	struct cpu_state *st;
+
+	if (!slot)
+		return;
+	st = &slot->state;
+	st->numa_requester = (__u32)bpf_get_current_pid_tgid();
+	st->numa_tids[0] = a ? MW_READ(btf, a, pid) : 0;
+	st->numa_tids[1] = b ? MW_READ(btf, b, pid) : 0;
+	st->numa_ns = bpf_ktime_get_ns();
+}
+
+/* ---- Who woke a stopper ------------------------------------------------------ */
+
+/* The waker's context names the work where it can: the balancer queues
+ * active balancing from SCHED_SOFTIRQ, the watchdog its check from a timer
+ * interrupt, exec balancing runs inside execve(), NUMA balancing announced
+ * itself, a teardown is under way. An affinity change says nothing here:
+ * its moves (the source CPU no longer allowed) name it during the run. */
+static __always_inline void note_stopper_request(struct stopper_request *req, struct event *ev)
+{
+	enum mw_context ctx = event_context(ev);
+	struct task_struct *cur, *leader;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 now;
+
+	req->numa_tids[0] = 0;
+	req->numa_tids[1] = 0;
+	if (ctx == MW_CTX_SOFTIRQ || ctx == MW_CTX_HARDIRQ) {
+		req->work = ctx == MW_CTX_SOFTIRQ ? MW_WORK_ACTIVE_BALANCE : MW_WORK_WATCHDOG;
+		return;
+	}
+	/* A stopper that hands its work on to another CPU's (the task moved
+	 * meanwhile) passes on who asked for it. */
+	if (ev->st->stopper_on_cpu) {
+		struct stopper_request *own = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
+
+		if (own && own != req) {
+			req->work = own->work;
+			req->requester_pid = own->requester_pid;
+			req->requester_flags = own->requester_flags;
+			req->requester = own->requester;
+			__builtin_memcpy(req->requester_comm, own->requester_comm, MW_COMM_LEN);
+			return;
+		}
+	}
+	cur = current_task();
+	req->work = MW_WORK_NONE;
+	if (task_in_execve(cur, false)) {
+		req->work = MW_WORK_EXEC;
+	} else if (ev->st->numa_requester == tid && tid) {
+		now = bpf_ktime_get_ns();
+		if (now - ev->st->numa_ns < NUMA_ANNOUNCE_TTL_NS) {
+			req->work = MW_WORK_NUMA;
+			req->numa_tids[0] = ev->st->numa_tids[0];
+			req->numa_tids[1] = ev->st->numa_tids[1];
+		}
+	}
+	if (req->work == MW_WORK_NONE && teardown_recent(&now))
+		req->work = MW_WORK_HOTPLUG;
+	req->requester_pid = tid;
+	req->requester_flags = task_flags(cur, false);
+	process_key_of(cur, &req->requester, false);
+	leader = BPF_CORE_READ(cur, group_leader);
+	BPF_CORE_READ_INTO(&req->requester_comm, leader, comm);
+}
+
+/* Every wakeup passes here: user tasks leave at the first load. */
+static __always_inline int handle_waking(struct task_struct *p, const bool btf)
+{
+	struct stopper_request *req;
+	struct event ev;
+	__u32 cpu, pid;
+
+	if (!(MW_READ(btf, p, flags) & PF_KTHREAD))
+		return 0;
+	cpu = task_cpu(p, btf);
+	req = bpf_map_lookup_elem(&stopper_requests, &cpu);
+	if (!req)
+		return 0;
+	pid = MW_READ(btf, p, pid);
+	if (pid != req->stopper_pid) {
+		if (req->stopper_pid || !is_stopper_task(p))
+			return 0;
+		req->stopper_pid = pid;
+	}
+	if (event_open(&ev))
+		note_stopper_request(req, &ev);
+	return 0;
+}
+
+/* ---- What a run cost, and whom it is charged to ------------------------------ */
+
+static __always_inline __u32 resolve_run_work(const struct cpu_state *st, const struct stopper_request *req)
+{
+	__u32 asked = req ? req->work : MW_WORK_NONE;
+	__u32 named = st->fentry_work, moved;
+
+	/* migrate_swap() runs multi_cpu_stop too, and so does a CPU teardown:
+	 * the waker's NUMA or hotplug context names it better. */
+	if (named == MW_WORK_STOP_MACHINE && (asked == MW_WORK_NUMA || asked == MW_WORK_HOTPLUG))
+		return asked;
+	if (named != MW_WORK_NONE)
+		return named;
+	/* migration_cpu_stop serves exec, NUMA and affinity changes alike. */
+	if (st->in_migration_cpu_stop)
+		return asked == MW_WORK_EXEC || asked == MW_WORK_NUMA || asked == MW_WORK_HOTPLUG ? asked
+											     : MW_WORK_AFFINITY;
+	if (st->run_moves && (moved = mw_reason_work(st->run_reason)) != MW_WORK_NONE)
+		return moved;
+	return asked != MW_WORK_NONE ? asked : MW_WORK_OTHER;
+}
+
+/* Charges one finished on-CPU interval of this CPU's stopper: to the CPU and
+ * the work, to the process that asked for it and to the process whose
+ * thread it moved first. Runs on the stopper's own CPU. */
+static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &cpu);
+	struct mw_process_stats init = {}, *ps;
+	struct mw_process_key kernel = {};
+	const struct mw_process_key *requester = &kernel;
+	struct cpu_state *st;
+	struct event ev;
+	__u64 work;
+
+	if (!event_from_slot(&ev, slot))
+		return;
+	st = ev.st;
+	work = bounded_index(resolve_run_work(st, req), MW_WORK_COUNT, MW_WORK_OTHER);
+	ev.cc->stopper_run_ns += dur;
+	ev.cc->stopper_runs++;
+	ev.cc->stopper_work_ns[work] += dur;
+	ev.cc->stopper_work_runs[work]++;
+
+	/* The balancer and the watchdog queue work from interrupt context,
+	 * whatever task the interrupt found (fentry names them on kernels that
+	 * hide the context). */
+	if (req && work != MW_WORK_ACTIVE_BALANCE && work != MW_WORK_WATCHDOG) {
+		requester = &req->requester;
+		__builtin_memcpy(init.comm, req->requester_comm, MW_COMM_LEN);
+		init.flags = req->requester_flags;
+	} else {
+		init.flags = MW_TASK_KTHREAD;
+	}
+	if ((ps = process_entry(requester, &init, &ev))) {
+		add(&ps->stopper_requested_ns, dur);
+		add(&ps->stopper_requested_runs, 1);
+	}
+	if (st->run_moves && (ps = bpf_map_lookup_elem(&process_stats, &st->run_moved)))
+		add(&ps->stopper_moved_ns, dur);
+	if (req) {
+		req->work = MW_WORK_NONE;
+		req->numa_tids[0] = 0;
+		req->numa_tids[1] = 0;
+	}
+}
+
+/* Every context switch passes here: on the common path it compares two pids
+ * with this CPU's stopper. The stopper's time is what the scheduler charged
+ * it (se.sum_exec_runtime, updated before this tracepoint), so no clock is
+ * read. A switch out that was never seen (a CPU going offline before 5.11
+ * traces nothing) leaves its time to the next switch in, whose runtime
+ * includes it. */
+static __always_inline int handle_switch(struct task_struct *prev, struct task_struct *next, const bool btf)
+{
+	struct cpu_slot *slot = this_cpu_slot();
+	struct cpu_state *st;
+	__u32 next_pid;
+	__u64 runtime;
+
+	if (!slot)
+		return 0;
+	st = &slot->state;
+	if (task_state(prev, btf) & TASK_DEAD)
+		forget_dead_thread(prev, btf);
+	if (st->stopper_on_cpu) {
+		if (MW_READ(btf, prev, pid) == slot->shared.stopper_pid) {
+			charge_stopper_run(slot, MW_READ(btf, prev, se.sum_exec_runtime) - st->stopper_runtime);
+			st->stopper_runtime = 0;
+		}
+		st->stopper_on_cpu = 0;
+	}
+	next_pid = MW_READ(btf, next, pid);
+	if (next_pid != slot->shared.stopper_pid) {
+		if (slot->shared.stopper_pid || !is_stopper_task(next))
+			return 0;
+		slot->shared.stopper_pid = next_pid;
+	}
+	runtime = MW_READ(btf, next, se.sum_exec_runtime);
+	if (st->stopper_runtime)
+		charge_stopper_run(slot, runtime - st->stopper_runtime);
+	st->stopper_runtime = runtime;
+	st->stopper_on_cpu = 1;
+	st->fentry_work = MW_WORK_NONE;
+	st->in_migration_cpu_stop = 0;
+	st->run_moves = 0;
+	return 0;
+}
+
+/* ---- fentry, where the kernel allows it: the stopper's work by name --------- */
+
+static __always_inline int name_stopper_work(__u32 work)
+{
+	struct cpu_slot *slot = this_cpu_slot();
+
+	if (slot)
+		slot->state.fentry_work = work;
+	return 0;
+}
+
+static __always_inline int enter_migration_cpu_stop(void)
+{
+	struct cpu_slot *slot = this_cpu_slot();
+
+	if (slot)
+		slot->state.in_migration_cpu_stop = 1;
+	return 0;
+}
+
+/* 5.10 only (see core_fixes.bpf.h): counts the moves of a dying CPU's tasks,
+ * which no tracepoint sees. */
+static __always_inline int enter_move_queued_task(void)
+{
+	struct cpu_slot *slot = this_cpu_slot();
+
+	if (slot) {
+		slot->state.in_move_queued = 1;
+		slot->state.move_traced = 0;
+	}
+	return 0;
+}
+
+/* Kernels whose BTF hides preempt_count: SCHED_SOFTIRQ from its hooks. */
+static __always_inline int handle_softirq(unsigned int vec, __u32 entering)
+{
+	struct cpu_slot *slot;
+
+	if (vec != SCHED_SOFTIRQ)
+		return 0;
+	slot = this_cpu_slot();
+	if (slot)
+		slot->state.in_sched_softirq = entering;
+	return 0;
+}
+
+#endif /* MIGWATCH_STOPPER_BPF_H */
