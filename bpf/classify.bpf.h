@@ -44,6 +44,7 @@ static __always_inline __u32 classify_stopper_move(struct event *ev, struct task
  *  6. pulled to this CPU by a task that is blocking, or idle  -> load_balance
  *  7. its source CPU is no longer allowed: affine_move_task() moved it
  *     while queued, in the caller's context                     -> affinity
+ *     (a task the balancer pulls first is the balancer's move: 5, 6)
  *  8. p is in execve()                                         -> exec
  *  9. anything else                                           -> other
  * The common case, a wakeup, costs one load.
@@ -55,18 +56,14 @@ static __always_inline __u32 classify_migration(struct event *ev, struct task_st
 		return MW_REASON_WAKEUP;
 	if (cpu_in_teardown(src))
 		return MW_REASON_HOTPLUG;
-	if (ev->st->stopper_on_cpu)
+	if (ev->in_stopper)
 		return classify_stopper_move(ev, p, src, btf);
 	if (MW_READ(btf, p, prio) < MAX_RT_PRIO)
 		return MW_REASON_RT_PUSH_PULL;
 	if (event_context(ev) == MW_CTX_SOFTIRQ)
 		return MW_REASON_LOAD_BALANCE;
-	if (dst == ev->cpu) {
-		struct task_struct *cur = current_task();
-
-		if (BPF_CORE_READ(cur, pid) == 0 || task_state(cur, false) != 0)
-			return MW_REASON_LOAD_BALANCE;
-	}
+	if (dst == ev->cpu && current_idle_or_blocking())
+		return MW_REASON_LOAD_BALANCE;
 	if (!task_allows_cpu(p, src, btf))
 		return MW_REASON_AFFINITY;
 	if (task_in_execve(p, btf))
@@ -74,46 +71,43 @@ static __always_inline __u32 classify_migration(struct event *ev, struct task_st
 	return MW_REASON_OTHER;
 }
 
-/* The process entry of the task that asked this CPU's stopper for its work. */
-static __noinline struct mw_process_stats *requester_process(struct event *ev)
-{
-	struct stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
-	struct mw_process_stats init = {};
-
-	if (!req)
-		return NULL;
-	__builtin_memcpy(init.comm, req->requester_comm, MW_COMM_LEN);
-	init.flags = req->requester_flags;
-	return process_entry(&req->requester, &init, ev);
-}
-
 /* An affinity change forced p off its CPU: charged to whoever asked, the
- * task that woke this CPU's stopper for it or, outside the stopper, the task
- * running the change (affine_move_task() moving a queued task). A task that
- * takes its own CPU away sleeps while the stopper retargets it and moves when
- * the stopper wakes it: that wakeup is the change too. */
+ * task that woke this CPU's stopper for it (when the run is charged) or,
+ * outside the stopper, the task running the change (affine_move_task()
+ * moving a queued task: task context, classify_migration() rule 7). A task
+ * that takes its own CPU away sleeps while the stopper retargets it and
+ * moves when the stopper wakes it: that wakeup is the change too. `moved` is p's process entry, if it has been looked up:
+ * a process that moves its own threads is charged there. */
 static __always_inline void count_affinity_change(struct event *ev, struct task_struct *p, __u32 src,
-						  __u32 reason, const bool btf)
+						  __u32 reason, const struct mw_process_key *moved_key,
+						  struct mw_process_stats *moved, const bool btf)
 {
-	struct task_struct *cur;
 	struct mw_process_stats *ps;
-	struct mw_process_key key;
+	struct mw_process_key key = {};
 
 	if (reason == MW_REASON_WAKEUP) {
-		if (!ev->st->stopper_on_cpu || task_allows_cpu(p, src, btf))
+		if (!ev->in_stopper || task_allows_cpu(p, src, btf))
 			return;
 	} else if (reason != MW_REASON_AFFINITY) {
 		return;
 	}
 	ev->cc->affinity_changes++;
-	if (ev->st->stopper_on_cpu) {
-		if ((ps = requester_process(ev)))
-			add(&ps->affinity_changes, 1);
+	/* In a stopper run, the requester's entry is looked up anyway when the
+	 * run is charged, microseconds later: counted there. */
+	if (ev->in_stopper) {
+		ev->st->run_affinity_changes++;
 		return;
 	}
-	cur = current_task();
-	process_key_of(cur, &key, false);
-	if ((ps = process_of_task(cur, &key, ev)))
+	if (current_task_is_btf())
+		process_key_of(bpf_get_current_task_btf(), &key, true);
+	else
+		process_key_of(current_task(), &key, false);
+	if (moved && key.tgid == moved_key->tgid && key.start_ns == moved_key->start_ns)
+		ps = moved;
+	else
+		ps = current_task_is_btf() ? process_of_task(bpf_get_current_task_btf(), &key, ev)
+					   : process_of_task(current_task(), &key, ev);
+	if (ps)
 		add(&ps->affinity_changes, 1);
 }
 
@@ -121,7 +115,7 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 					    __u32 classified, const bool btf)
 {
 	const __u64 reason = bounded_index(classified, MW_REASON_COUNT, MW_REASON_OTHER);
-	const bool stopper_run = ev->st->stopper_on_cpu;
+	const bool stopper_run = ev->in_stopper;
 	const bool exiting = !count_wakeups && (MW_READ(btf, p, flags) & PF_EXITING);
 	struct mw_process_stats *ps = NULL;
 	struct mw_process_key key;
@@ -156,7 +150,7 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 		ev->st->run_reason = reason;
 		ev->st->run_moved = key;
 	}
-	count_affinity_change(ev, p, src, reason, btf);
+	count_affinity_change(ev, p, src, reason, &key, ps, btf);
 	if (ev->set->trace_on)
 		emit_migration(ev, p, &key, src, dst, reason, btf);
 }

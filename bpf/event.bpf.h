@@ -14,10 +14,14 @@
 #define TASK_DEAD 0x0080
 #define TASK_WAKING 0x0200
 #define MAX_RT_PRIO 100
+/* Stopper threads are SCHED_FIFO 99 (sched_set_stop_task()): prio 0, which
+ * only other FIFO-99 tasks share. A cheap first test on every switch. */
+#define STOPPER_PRIO 0
 #define SCHED_SOFTIRQ 7
 
 struct event {
 	__u32 cpu;
+	bool in_stopper;	     /* current is this CPU's migration/N */
 	enum mw_context ctx;	     /* MW_CTX_UNKNOWN until event_context() */
 	struct cpu_slot *slot;	     /* this CPU's */
 	struct cpu_state *st;	     /* &slot->state */
@@ -35,6 +39,7 @@ static __always_inline bool event_from_slot(struct event *ev, struct cpu_slot *s
 		return false;
 	ev->st = &slot->state;
 	ev->cc = &slot->shared.counters;
+	ev->in_stopper = slot->shared.stopper_pid && (__u32)bpf_get_current_pid_tgid() == slot->shared.stopper_pid;
 	return true;
 }
 
@@ -74,11 +79,32 @@ static __always_inline bool in_interrupt(enum mw_context ctx)
 	return ctx == MW_CTX_SOFTIRQ || ctx == MW_CTX_HARDIRQ;
 }
 
-/* `current` is only read on rare paths (requesters, trace records), through
- * probe reads: bpf_get_current_task_btf() would need 5.11. */
+/* `current` for probe reads, on any kernel. */
 static __always_inline struct task_struct *current_task(void)
 {
 	return (struct task_struct *)bpf_get_current_task();
+}
+
+/* Whether bpf_get_current_task_btf() (5.11+) gives `current` for direct
+ * loads. A constant once libbpf relocates it: on older kernels the branch
+ * that calls it is dead, and the verifier drops it unread. */
+static __always_inline bool current_task_is_btf(void)
+{
+	return bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
+}
+
+/* current is the idle task, or is blocking (a newidle balance pulls tasks
+ * from schedule()). */
+static __always_inline bool current_idle_or_blocking(void)
+{
+	struct task_struct *cur;
+
+	if (current_task_is_btf()) {
+		cur = bpf_get_current_task_btf();
+		return cur->pid == 0 || task_state(cur, true) != 0;
+	}
+	cur = current_task();
+	return BPF_CORE_READ(cur, pid) == 0 || task_state(cur, false) != 0;
 }
 
 static __always_inline __u32 task_flags(struct task_struct *t, const bool btf)

@@ -121,14 +121,13 @@ struct {
 
 /* What this CPU is doing, as far as attribution cares. */
 struct cpu_state {
-	__u32 stopper_on_cpu;	/* between its switch in and its switch out */
-	__u32 pad;
-	__u64 stopper_runtime;	/* its se.sum_exec_runtime at its switch in */
-	__u64 run_start_ns;	/* while tracing: when it switched in */
+	__u64 stopper_runtime;	/* its se.sum_exec_runtime at its switch in, until charged */
 	__u32 fentry_work;	/* enum mw_work from a stopper function's fentry */
 	__u32 in_migration_cpu_stop; /* fentry saw migration_cpu_stop */
 	__u32 run_moves;	/* moves made in this run */
 	__u32 run_reason;	/* the first one's reason */
+	__u32 run_affinity_changes; /* affinity changes it carried out */
+	__u32 pad;
 	struct mw_process_key run_moved; /* the first one's process */
 	__u64 preempt_count_addr; /* of this CPU, once found */
 	__u32 in_sched_softirq; /* kernels whose BTF hides preempt_count */

@@ -102,10 +102,17 @@ static __always_inline void announce_numa(struct task_struct *a, struct task_str
  * interrupt, exec balancing runs inside execve(), NUMA balancing announced
  * itself, a teardown is under way. An affinity change says nothing here:
  * its moves (the source CPU no longer allowed) name it during the run. */
+static __always_inline void note_requester(struct stopper_request *req, struct task_struct *cur, const bool btf)
+{
+	req->work = task_in_execve(cur, btf) ? MW_WORK_EXEC : MW_WORK_NONE;
+	req->requester_flags = task_flags(cur, btf);
+	process_key_of(cur, &req->requester, btf);
+	BPF_CORE_READ_INTO(&req->requester_comm, cur, group_leader, comm);
+}
+
 static __always_inline void note_stopper_request(struct stopper_request *req, struct event *ev)
 {
 	enum mw_context ctx = event_context(ev);
-	struct task_struct *cur, *leader;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 now;
 
@@ -117,7 +124,7 @@ static __always_inline void note_stopper_request(struct stopper_request *req, st
 	}
 	/* A stopper that hands its work on to another CPU's (the task moved
 	 * meanwhile) passes on who asked for it. */
-	if (ev->st->stopper_on_cpu) {
+	if (ev->in_stopper) {
 		struct stopper_request *own = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 
 		if (own && own != req) {
@@ -129,11 +136,11 @@ static __always_inline void note_stopper_request(struct stopper_request *req, st
 			return;
 		}
 	}
-	cur = current_task();
-	req->work = MW_WORK_NONE;
-	if (task_in_execve(cur, false)) {
-		req->work = MW_WORK_EXEC;
-	} else if (ev->st->numa_requester == tid && tid) {
+	if (current_task_is_btf())
+		note_requester(req, bpf_get_current_task_btf(), true);
+	else
+		note_requester(req, current_task(), false);
+	if (req->work == MW_WORK_NONE && ev->st->numa_requester == tid && tid) {
 		now = bpf_ktime_get_ns();
 		if (now - ev->st->numa_ns < NUMA_ANNOUNCE_TTL_NS) {
 			req->work = MW_WORK_NUMA;
@@ -144,20 +151,17 @@ static __always_inline void note_stopper_request(struct stopper_request *req, st
 	if (req->work == MW_WORK_NONE && teardown_recent(&now))
 		req->work = MW_WORK_HOTPLUG;
 	req->requester_pid = tid;
-	req->requester_flags = task_flags(cur, false);
-	process_key_of(cur, &req->requester, false);
-	leader = BPF_CORE_READ(cur, group_leader);
-	BPF_CORE_READ_INTO(&req->requester_comm, leader, comm);
 }
 
-/* Every wakeup passes here: user tasks leave at the first load. */
+/* Every wakeup passes here: all but stopper-priority tasks leave at the
+ * first load. */
 static __always_inline int handle_waking(struct task_struct *p, const bool btf)
 {
 	struct stopper_request *req;
 	struct event ev;
 	__u32 cpu, pid;
 
-	if (!(MW_READ(btf, p, flags) & PF_KTHREAD))
+	if (MW_READ(btf, p, prio) != STOPPER_PRIO || !(MW_READ(btf, p, flags) & PF_KTHREAD))
 		return 0;
 	cpu = task_cpu(p, btf);
 	req = bpf_map_lookup_elem(&stopper_requests, &cpu);
@@ -232,6 +236,8 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 	if ((ps = process_entry(requester, &init, &ev))) {
 		add(&ps->stopper_requested_ns, dur);
 		add(&ps->stopper_requested_runs, 1);
+		if (st->run_affinity_changes)
+			add(&ps->affinity_changes, st->run_affinity_changes);
 	}
 	if (st->run_moves && (ps = bpf_map_lookup_elem(&process_stats, &st->run_moved)))
 		add(&ps->stopper_moved_ns, dur);
@@ -242,31 +248,36 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 	}
 }
 
-/* Every context switch passes here: on the common path it compares two pids
- * with this CPU's stopper. The stopper's time is what the scheduler charged
- * it (se.sum_exec_runtime, updated before this tracepoint), so no clock is
- * read. A switch out that was never seen (a CPU going offline before 5.11
- * traces nothing) leaves its time to the next switch in, whose runtime
- * includes it. */
+/* Every context switch passes here. On the common path it reads three fields
+ * of the two tasks and touches no map: only a switch from or to a task of
+ * the stopper's priority looks further. The stopper's time is what the
+ * scheduler charged it (se.sum_exec_runtime, updated before this
+ * tracepoint), so no clock is read. A switch out that was never seen (a CPU
+ * going offline traces nothing) leaves its time to the next switch in,
+ * whose runtime includes it. */
 static __always_inline int handle_switch(struct task_struct *prev, struct task_struct *next, const bool btf)
 {
-	struct cpu_slot *slot = this_cpu_slot();
+	const bool prev_stopper_prio = MW_READ(btf, prev, prio) == STOPPER_PRIO;
+	const bool next_stopper_prio = MW_READ(btf, next, prio) == STOPPER_PRIO;
+	struct cpu_slot *slot;
 	struct cpu_state *st;
 	__u32 next_pid;
 	__u64 runtime;
 
+	if (task_state(prev, btf) & TASK_DEAD)
+		forget_dead_thread(prev, btf);
+	if (!prev_stopper_prio && !next_stopper_prio)
+		return 0;
+	slot = this_cpu_slot();
 	if (!slot)
 		return 0;
 	st = &slot->state;
-	if (task_state(prev, btf) & TASK_DEAD)
-		forget_dead_thread(prev, btf);
-	if (st->stopper_on_cpu) {
-		if (MW_READ(btf, prev, pid) == slot->shared.stopper_pid) {
-			charge_stopper_run(slot, MW_READ(btf, prev, se.sum_exec_runtime) - st->stopper_runtime);
-			st->stopper_runtime = 0;
-		}
-		st->stopper_on_cpu = 0;
+	if (prev_stopper_prio && st->stopper_runtime && MW_READ(btf, prev, pid) == slot->shared.stopper_pid) {
+		charge_stopper_run(slot, MW_READ(btf, prev, se.sum_exec_runtime) - st->stopper_runtime);
+		st->stopper_runtime = 0;
 	}
+	if (!next_stopper_prio)
+		return 0;
 	next_pid = MW_READ(btf, next, pid);
 	if (next_pid != slot->shared.stopper_pid) {
 		if (slot->shared.stopper_pid || !is_stopper_task(next))
@@ -277,10 +288,10 @@ static __always_inline int handle_switch(struct task_struct *prev, struct task_s
 	if (st->stopper_runtime)
 		charge_stopper_run(slot, runtime - st->stopper_runtime);
 	st->stopper_runtime = runtime;
-	st->stopper_on_cpu = 1;
 	st->fentry_work = MW_WORK_NONE;
 	st->in_migration_cpu_stop = 0;
 	st->run_moves = 0;
+	st->run_affinity_changes = 0;
 	return 0;
 }
 

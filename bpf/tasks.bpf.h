@@ -90,7 +90,7 @@ static __always_inline void emit_migration(struct event *ev, struct task_struct 
 	e->reason = reason;
 	e->pad = 0;
 	BPF_CORE_READ_INTO(&e->comm, p, comm);
-	if (ev->st->stopper_on_cpu) {
+	if (ev->in_stopper) {
 		struct stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 
 		e->requester_pid = req ? req->requester_pid : MW_KERNEL_TGID;
@@ -192,21 +192,29 @@ static __always_inline void thread_key_of(struct task_struct *t, struct thread_k
  * cannot move between the two. */
 static __always_inline void account_exiting_thread(struct task_struct *t, const bool btf)
 {
-	struct mw_process_stats *ps;
+	struct mw_process_stats *ps = NULL;
 	struct mw_process_key key;
 	struct thread_key thread;
 	struct event ev;
 	__u64 migrations;
 
-	if (count_wakeups || !event_open(&ev))
+	if (!event_open(&ev))
 		return;
 	process_key_of(t, &key, btf);
-	thread_key_of(t, &thread, btf);
-	if (bpf_map_update_elem(&exiting_threads, &thread, &key, BPF_ANY))
-		ev.cc->drops[MW_DROP_EXITING_MAP_FULL]++;
-	migrations = MW_READ(btf, t, se.nr_migrations);
-	if (migrations && (ps = process_of_task(t, &key, &ev)))
-		add(&ps->exited_migrations, migrations);
+	if (!count_wakeups) {
+		thread_key_of(t, &thread, btf);
+		if (bpf_map_update_elem(&exiting_threads, &thread, &key, BPF_ANY))
+			ev.cc->drops[MW_DROP_EXITING_MAP_FULL]++;
+		migrations = MW_READ(btf, t, se.nr_migrations);
+		if (migrations && (ps = process_of_task(t, &key, &ev)))
+			add(&ps->exited_migrations, migrations);
+	}
+	/* do_exit() counts live threads down before this tracepoint: at 0 this
+	 * is the process's last thread, and user space may take its counts
+	 * as final without asking /proc. */
+	if (BPF_CORE_READ(t, signal, live.counter) == 0 &&
+	    (ps || (ps = bpf_map_lookup_elem(&process_stats, &key))))
+		ps->flags |= MW_PROCESS_EXITED;
 }
 
 /* A move of a thread that has exited already: its count was taken. */

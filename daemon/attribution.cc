@@ -60,12 +60,6 @@ ProcessIdentity IdentityFromComm(const mw_process_key& key, const std::string& c
   return id;
 }
 
-bool ProcDirectory::Alive(const mw_process_key& key) {
-  if (IsPseudoProcess(key)) return true;
-  auto stat = ReadProcessStat(static_cast<pid_t>(key.tgid));
-  return stat && stat->starttime_ticks == StartTicks(key.start_ns);
-}
-
 ProcessIdentity ProcDirectory::ResolvePid(uint32_t tgid, const std::string& comm) {
   mw_process_key key{};
   key.tgid = tgid;

@@ -100,16 +100,17 @@ bool Session::ConsumeEvents() {
 
 void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_process_key>* gone,
                                   CounterSnapshot* counters) {
-  // Liveness first: a process found gone has made all its migrations, so
-  // the values read next are final. This first read also gives the exited
-  // threads' totals, which must come before the live threads' (CountWakeups).
+  // Which processes have ended first: their last thread had exited before
+  // the values read next, which are final. This first read also gives the
+  // exited threads' totals, which must come before the live threads'
+  // (CountWakeups).
   std::vector<ProcessEntry> first;
   std::vector<ProcessEntry>& entries = *out;
   std::map<mw_process_key, uint64_t> exited;
   if (ReadProcessEntries(*probes_, &first)) {
     for (const auto& e : first) {
       exited[e.key] = e.stats.exited_migrations;
-      if (gone && !directory_.Alive(e.key)) gone->insert(e.key);
+      if (gone && (e.stats.flags & MW_PROCESS_EXITED)) gone->insert(e.key);
     }
   }
   std::map<mw_process_key, uint64_t> live;

@@ -165,6 +165,10 @@ struct mw_cpu_moves {
 };
 
 #define MW_TASK_KTHREAD 0x1u
+/* In mw_process_stats.flags: the process's last thread has exited (its
+ * counts are final, but for a move it may still make before its last
+ * switch, which recreates the entry). */
+#define MW_PROCESS_EXITED 0x2u
 
 /* A process: its tgid and the start time of its thread-group leader
  * (task_struct::start_boottime, ns; /proc/PID/stat shows it in clock ticks),

@@ -49,8 +49,6 @@ struct ProcessIdentity {
 class ProcessDirectory {
  public:
   virtual ~ProcessDirectory() = default;
-  /// Whether the process `key` names still exists: its pid, started at that time.
-  virtual bool Alive(const mw_process_key& key) = 0;
   /// Its identity now. `comm` and `flags` (from the BPF entry or record)
   /// name a process that is gone.
   virtual ProcessIdentity Resolve(const mw_process_key& key, const std::string& comm, uint32_t flags) = 0;
@@ -62,7 +60,6 @@ class ProcessDirectory {
 /// never taken for the process that had it before. Thread-safe.
 class ProcDirectory : public ProcessDirectory {
  public:
-  bool Alive(const mw_process_key& key) override;
   ProcessIdentity Resolve(const mw_process_key& key, const std::string& comm, uint32_t flags) override;
   ProcessIdentity ResolvePid(uint32_t tgid, const std::string& comm) override;
 };
@@ -96,7 +93,7 @@ class Attribution {
   /// A name change, to be applied by the Fold() whose reading comes after it.
   void AddNameChange(NameChange change);
   /// Folds one reading: every entry of the process map, and those whose
-  /// process is gone (their values are final; they are forgotten after).
+  /// process has ended (their values are final; they are forgotten after).
   /// Every name change from before the reading must have been added.
   void Fold(const std::vector<ProcessEntry>& entries, const std::set<mw_process_key>& gone,
             LabelFolder::Clock::time_point now = LabelFolder::Clock::now());

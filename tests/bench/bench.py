@@ -5,12 +5,13 @@ workloads and the host, measured side by side in one run.
 Sections (README.md in this directory explains every number):
   kernel    run time per event of each BPF program, as a ratio to an empty
             program on the same hook
-  slowdown  workload throughput alone, under migwatch, bpftrace, perf record
-            and perf stat, interleaved
+  slowdown  elapsed time of workloads alone, under migwatch, bpftrace and
+            perf record, interleaved in every repetition (slowdown.sh)
   daemon    the daemon's CPU and memory at idle and under load, whether it
             counted every migration, and /metrics scrape latency
   trace     events delivered and dropped by `migwatch trace` under a storm
-  vm        scrape latency inside QEMU guests with 2 and 8 vCPUs
+  vm        scrape latency inside QEMU guests with 2 and 8 vCPUs, and the
+            slowdown section inside 4-vCPU guests of Linux 6.1 and 6.12
 
 Writes bench.json (machine-readable) and bench.md (tables) to --out, after
 every section, so that a failure late in the run keeps what was measured.
@@ -92,7 +93,16 @@ class Sizes:
     def __init__(self, quick: bool):
         self.work = {STORM: 1500, STORM_WHILE_RUNNING: 1500, PINGPONG: 300} if quick else \
             {STORM: 40000, STORM_WHILE_RUNNING: 60000, PINGPONG: 15000}
-        self.repetitions = 1 if quick else 5
+        self.repetitions = 1 if quick else 7
+        # Elapsed seconds per run, each about 2-5 s on the build machine.
+        self.slowdown = {"STORM_FLIPS": 1000, "PIPE_LOOPS": 10000, "MESSAGING_GROUPS": 2,
+                         "MESSAGING_LOOPS": 50} if quick else \
+            {"STORM_FLIPS": 40000, "PIPE_LOOPS": 300000, "MESSAGING_GROUPS": 10, "MESSAGING_LOOPS": 1000}
+        # Under software emulation; the storm sharing the CPUs is the slow one.
+        self.guest_slowdown = {"STORM_FLIPS": 300, "OWN_CPU_FLIPS": 2000, "PIPE_LOOPS": 5000,
+                               "MESSAGING_GROUPS": 2, "MESSAGING_LOOPS": 20} if quick else \
+            {"STORM_FLIPS": 1000, "OWN_CPU_FLIPS": 20000, "PIPE_LOOPS": 40000, "MESSAGING_GROUPS": 2,
+             "MESSAGING_LOOPS": 100}
         self.phase_seconds = 3 if quick else 30
         self.scrapes = 50 if quick else 1000
         self.trace_flips = 2000 if quick else 100000
@@ -299,34 +309,6 @@ class ReadyProcess:
         self.drain.join(10)
 
 
-class PerfTool:
-    """perf started with its events disabled, enabled through its control
-    descriptors (the "ack" says they are on), so that no event is missed
-    and perf's start-up is not measured."""
-
-    def __init__(self, arguments: list[str], what: str):
-        control_read, self.control = os.pipe()
-        self.ack, ack_write = os.pipe()
-        self.process = subprocess.Popen(
-            ["perf", *arguments, "-a", "-D", "-1", "--control", f"fd:{control_read},{ack_write}"],
-            pass_fds=(control_read, ack_write), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        os.close(control_read)
-        os.close(ack_write)
-        os.write(self.control, b"enable\n")
-        if os.read(self.ack, 4) != b"ack\n":
-            stop_process(self.process)
-            raise BenchError(f"{what} did not enable its events: {self.process.stderr.read()}")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        stop_process(self.process)
-        self.process.stderr.read()
-        os.close(self.control)
-        os.close(self.ack)
-
-
 # ---------------------------------------------------------------- BPF statistics
 
 
@@ -392,21 +374,62 @@ def section_kernel(tools, workloads: Workloads, sizes: Sizes) -> dict:
     }
 
 
-def observers(tools, scratch: Path) -> dict:
-    """Each condition the workloads run under: a context manager factory."""
-    perf_data = scratch / "perf.data"
-    return {
-        "alone": ("nothing attached", contextlib.nullcontext),
-        "migwatch": ("migwatch (the daemon)", lambda: Daemon(tools.migwatch, scratch)),
-        "bpftrace": (f"bpftrace -e '{BPFTRACE_ONE_LINER}'",
-                     lambda: ReadyProcess(["bpftrace", "-e", BPFTRACE_READY + BPFTRACE_ONE_LINER], "ready",
-                                          "bpftrace")),
-        "perf_record": ("perf record -a -e sched:sched_migrate_task",
-                        lambda: PerfTool(["record", "-e", "sched:sched_migrate_task", "-q", "-o", str(perf_data)],
-                                         "perf record")),
-        "perf_stat": ("perf stat -a -e cpu-migrations",
-                      lambda: PerfTool(["stat", "-e", "cpu-migrations"], "perf stat")),
-    }
+SLOWDOWN_SH = Path(__file__).resolve().parent / "slowdown.sh"
+# The conditions slowdown.sh runs the workloads under, and the workloads.
+CONDITIONS = {
+    "alone": "nothing attached",
+    "migwatch": "migwatch (the daemon)",
+    "bpftrace": f"bpftrace -e '{BPFTRACE_ONE_LINER}'",
+    "perf_record": "perf record -a -e sched:sched_migrate_task",
+}
+SLOWDOWN_WORKLOADS = {
+    "storm": "affinity storm, flipper sharing the CPUs (mw_workload affinity-storm --while-running)",
+    "storm_own_cpu": "affinity storm, flipper on a CPU of its own (taskset -c 2 mw_workload affinity-storm "
+                     "--cpus 0,1)",
+    "pipe": "perf bench sched pipe",
+    "messaging": "perf bench sched messaging",
+}
+SLOWDOWN_LINE = re.compile(r"MWSLOW rep=(\d+) condition=(\S+) workload=(\S+) seconds=(\S+)")
+SKIPPED_LINE = re.compile(r"MWSLOW skipped workload=(\S+) reason=(\S+)")
+
+
+def slowdown_environment(tools: dict, sizes: "Sizes", guest: bool) -> dict:
+    work = sizes.guest_slowdown if guest else sizes.slowdown
+    return {"MIGWATCH": str(tools["migwatch"]), "MW_WORKLOAD": str(tools["workload"]), "PERF": str(tools["perf"]),
+            "BPFTRACE": str(tools["bpftrace"]), "REPETITIONS": str(sizes.repetitions),
+            **{key: str(value) for key, value in work.items()}}
+
+
+def summarize_slowdown(output: str, where: str, environment: dict) -> dict:
+    """Per workload and condition: elapsed seconds of every repetition, and
+    the ratio to the run alone of the same repetition, median and range."""
+    seconds: dict[tuple[str, str], dict[int, float]] = {}
+    skipped = []
+    for line in output.splitlines():
+        if match := SLOWDOWN_LINE.search(line):
+            rep, condition, workload, value = match.groups()
+            seconds.setdefault((workload, condition), {})[int(rep)] = float(value)
+        elif match := SKIPPED_LINE.search(line):
+            skipped.append({"workload": match.group(1), "reason": match.group(2).replace("-", " ")})
+    workloads = []
+    for workload in SLOWDOWN_WORKLOADS:
+        alone = seconds.get((workload, "alone"))
+        if not alone:
+            continue
+        entry = {"workload": workload, "description": SLOWDOWN_WORKLOADS[workload], "conditions": []}
+        for condition in CONDITIONS:
+            runs = seconds.get((workload, condition), {})
+            ratios = [runs[r] / alone[r] for r in sorted(runs) if r in alone and alone[r] > 0]
+            if not ratios:
+                raise BenchError(f"{where}: no runs of {workload} under {condition}")
+            entry["conditions"].append({
+                "condition": condition, "seconds": [runs[r] for r in sorted(runs)],
+                "median_seconds": statistics.median(runs.values()),
+                "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            })
+        workloads.append(entry)
+    work = {k: v for k, v in environment.items() if k not in ("MIGWATCH", "MW_WORKLOAD", "PERF", "BPFTRACE")}
+    return {"where": where, "work": work, "workloads": workloads, "skipped": skipped}
 
 
 def unavailable_observers() -> list[dict]:
@@ -425,37 +448,24 @@ def unavailable_observers() -> list[dict]:
     return attempts
 
 
-def summarize(values: list[float]) -> dict:
-    return {"runs": values, "median": statistics.median(values), "min": min(values), "max": max(values)}
+def host_tools(tools) -> dict:
+    return {"migwatch": tools.migwatch, "workload": tools.workload, "perf": shutil.which("perf"),
+            "bpftrace": shutil.which("bpftrace")}
 
 
 def section_slowdown(tools, workloads: Workloads, sizes: Sizes) -> dict:
-    """Throughput of each workload under each condition. Conditions rotate
-    between repetitions so that drifts of the host's load spread over all."""
-    conditions = observers(tools, workloads.scratch)
-    names = list(conditions)
-    samples = {name: {w: [] for w in WORKLOADS} for name in names}
-    for repetition in range(sizes.repetitions):
-        order = names[repetition % len(names):] + names[:repetition % len(names)]
-        for name in order:
-            log(f"slowdown: repetition {repetition + 1}/{sizes.repetitions}, {name}")
-            with conditions[name][1]():
-                time.sleep(SETTLE_SECONDS)
-                for w in WORKLOADS:
-                    samples[name][w].append(float(workloads.run(w, sizes)[w.field]))
-    result_conditions = []
-    for name in names:
-        entry = {"condition": name, "command": conditions[name][0]}
-        for w in WORKLOADS:
-            entry[w.key] = summarize(samples[name][w])
-            entry[w.key]["ratio_to_alone"] = entry[w.key]["median"] / statistics.median(samples["alone"][w])
-        result_conditions.append(entry)
-    return {
-        "repetitions": sizes.repetitions,
-        "work": {w.key: " ".join(sizes.arguments(w)) for w in WORKLOADS},
-        "conditions": result_conditions,
-        "not_measured": unavailable_observers(),
-    }
+    """Elapsed time of each workload under each condition, interleaved in
+    every repetition (slowdown.sh), on this machine."""
+    environment = slowdown_environment(host_tools(tools), sizes, guest=False)
+    log(f"slowdown: {sizes.repetitions} repetitions of {len(CONDITIONS)} conditions on this machine")
+    result = subprocess.run(["sh", str(SLOWDOWN_SH)], env={**os.environ, **environment}, capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise BenchError(f"slowdown.sh failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+    summary = summarize_slowdown(result.stdout, f"this machine, Linux {os.uname().release}, {os.cpu_count()} CPUs",
+                                 environment)
+    return {"repetitions": sizes.repetitions, "conditions": CONDITIONS, "runs": [summary],
+            "not_measured": unavailable_observers()}
 
 
 def read_cpu(pid: int) -> dict:
@@ -733,11 +743,41 @@ def guest_scrape_latency(tools, scratch: Path, smp: int, count: int) -> dict:
     return {"where": f"QEMU guest (TCG), Linux {VM_KERNEL}, idle", "cpus": cpus, **numbers(values)}
 
 
+SLOWDOWN_GUEST_KERNELS = ("6.1", "6.12")
+SLOWDOWN_GUEST_CPUS = 4
+
+
+def guest_slowdown(tools, sizes: Sizes, scratch: Path, kernel: str) -> dict:
+    """slowdown.sh inside a guest of 4 vCPUs (the flipper gets one of its
+    own), with the same binaries."""
+    in_guest = {"migwatch": "/usr/sbin/migwatch", "workload": "/usr/local/bin/mw_workload",
+                "perf": "/usr/local/bin/perf", "bpftrace": "/usr/local/bin/bpftrace"}
+    environment = slowdown_environment(in_guest, sizes, guest=True)
+    script = scratch / f"slowdown-{kernel}.sh"
+    script.write_text("".join(f"export {k}={v}\n" for k, v in environment.items())
+                      + "sh /usr/local/bin/slowdown.sh\n")
+    host = host_tools(tools)
+    command = [sys.executable, VM_PY, "run", kernel, "--smp", str(SLOWDOWN_GUEST_CPUS), "--memory", "2048",
+               "--guest-script", str(script), "--file", f"{host['migwatch']}:/usr/sbin/migwatch",
+               "--file", str(host["workload"]), "--file", f"{host['perf']}:/usr/local/bin/perf",
+               "--file", f"{host['bpftrace']}:/usr/local/bin/bpftrace", "--file", str(SLOWDOWN_SH),
+               "--timeout", "3000", "--work-dir", str(scratch / f"vm-slowdown-{kernel}")]
+    log(f"vm: slowdown in a Linux {kernel} guest, {SLOWDOWN_GUEST_CPUS} vCPUs")
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BenchError(f"slowdown in the {kernel} guest failed (exit {result.returncode}): "
+                         f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return summarize_slowdown(result.stdout, f"QEMU guest (TCG), Linux {kernel}, {SLOWDOWN_GUEST_CPUS} vCPUs",
+                              environment)
+
+
 def section_vm(tools, workloads: Workloads, sizes: Sizes) -> dict:
     # Software emulation is slow: the 2-vCPU guest is the baseline for the
     # 8-vCPU one, not the host.
     return {"scrape_latency": [guest_scrape_latency(tools, workloads.scratch, smp, sizes.scrapes)
-                               for smp in (2, 8)]}
+                               for smp in (2, 8)],
+            "slowdown": [guest_slowdown(tools, sizes, workloads.scratch, kernel)
+                         for kernel in SLOWDOWN_GUEST_KERNELS]}
 
 
 SECTION_RUNNERS = {"kernel": section_kernel, "slowdown": section_slowdown, "daemon": section_daemon,
@@ -761,25 +801,28 @@ def evaluate_targets(results: dict) -> list[dict]:
         targets.append({"target": target, "measured": measured, "met": None if met is None else bool(met)})
 
     if "kernel" in results:
-        ratios = {p["program"]: p["ratio"] for p in results["kernel"]["programs"]}
-        for program, limit in (("sched_migrate_task_btf", 2.0), ("sched_switch_btf", 1.5)):
-            ratio = ratios.get(program)
-            add(f"{program} <= {limit}x its empty reference",
-                f"{ratio:.2f}x" if ratio else "not measured", ratio is not None and ratio <= limit)
-    if "slowdown" in results:
-        by = {c["condition"]: c for c in results["slowdown"]["conditions"]}
-        for key in (STORM.key, STORM_WHILE_RUNNING.key):
-            alone = by["alone"][key]
-            spread = (alone["max"] - alone["min"]) / alone["median"]
-            decidable = spread <= 2 * SLOWDOWN_TOLERANCE
-            noise = "" if decidable else f"; runs alone spread over {spread:.0%} of their median"
-            ratio = by["migwatch"][key]["ratio_to_alone"]
-            add(f"{key} throughput under migwatch within {SLOWDOWN_TOLERANCE:.0%} of alone",
-                f"{ratio:.3f} of alone{noise}", ratio >= 1 - SLOWDOWN_TOLERANCE if decidable else None)
-            others = {name: by[name][key]["ratio_to_alone"] for name in ("bpftrace", "perf_record")}
-            add(f"{key}: smaller slowdown under migwatch than bpftrace and perf record",
-                ", ".join(f"{n} {r:.3f}" for n, r in {"migwatch": ratio, **others}.items()) + noise,
-                all(ratio > r for r in others.values()) if decidable else None)
+        programs = {p["program"]: p for p in results["kernel"]["programs"]}
+        for program, ratio_limit, ns_limit in (("sched_migrate_task_btf", 4.0, 100.0),
+                                               ("sched_switch_btf", 1.5, None), ("sched_waking_btf", 1.5, None)):
+            p = programs.get(program)
+            if not p or p["ratio"] is None:
+                add(f"{program} measured", "not measured", False)
+                continue
+            limit = f"<= {ratio_limit}x its empty reference" + (f" and <= {ns_limit:.0f} ns" if ns_limit else "")
+            add(f"{program} {limit}", f"{p['ns_per_event']:.0f} ns, {p['ratio']:.2f}x",
+                p["ratio"] <= ratio_limit and (ns_limit is None or p["ns_per_event"] <= ns_limit))
+    slowdown_runs = results.get("slowdown", {}).get("runs", []) + results.get("vm", {}).get("slowdown", [])
+    for run in slowdown_runs:
+        for w in run["workloads"]:
+            by = {c["condition"]: c for c in w["conditions"]}
+            mine = by["migwatch"]["ratio_median"]
+            add(f"{run['where']}: {w['workload']} under migwatch within {SLOWDOWN_TOLERANCE:.0%} of alone "
+                "(median of per-repetition ratios)",
+                f"{mine:.3f} (range {by['migwatch']['ratio_min']:.3f} to {by['migwatch']['ratio_max']:.3f})",
+                mine <= 1 + SLOWDOWN_TOLERANCE)
+            add(f"{run['where']}: {w['workload']} no slower under migwatch than under the bpftrace one-liner",
+                f"migwatch {mine:.3f}, bpftrace {by['bpftrace']['ratio_median']:.3f}",
+                mine <= by["bpftrace"]["ratio_median"])
     if "daemon" in results:
         phases = {p["phase"]: p for p in results["daemon"]["phases"]}
         busiest = max(results["daemon"]["phases"], key=lambda p: p["migrations_per_second"])
@@ -836,23 +879,31 @@ def markdown(results: dict) -> str:
                 for p in results["kernel"]["programs"] if p["events"]]
         out.append("## Kernel cost per event\n\n"
                    + table(["program", "events", "ns/event", "empty program ns/event", "ratio"], rows))
-    if "slowdown" in results:
-        s = results["slowdown"]
-        header = ["condition"]
-        for w in WORKLOADS:
-            header += [w.title, "ratio"]
+    if slowdown_runs := results.get("slowdown", {}).get("runs", []) + results.get("vm", {}).get("slowdown", []):
+        header = ["workload", "where"] + [f"{c}" for c in CONDITIONS if c != "alone"] + ["alone, seconds"]
         rows = []
-        for c in s["conditions"]:
-            row = [c["condition"] if c["condition"] == "alone" else f"{c['condition']}: `{c['command']}`"]
-            for w in WORKLOADS:
-                row += [fmt(c[w.key]["median"]), fmt(c[w.key]["ratio_to_alone"], 3)]
-            rows.append(row)
-        alone = next(c for c in s["conditions"] if c["condition"] == "alone")
-        spread = "; ".join(f"{w.title} {fmt(alone[w.key]['min'])} to {fmt(alone[w.key]['max'])}" for w in WORKLOADS)
-        out.append(f"## Workload slowdown\n\nMedians of {s['repetitions']} interleaved runs; ratio = median / "
-                   f"median alone. Runs alone ranged over: {spread}.\n\n" + table(header, rows))
-        out.append("Not measured here:\n\n" + "".join(
-            f"- `{n['condition']}`: {n['reason']}\n" for n in s["not_measured"] if not n["available"]))
+        for run in slowdown_runs:
+            for w in run["workloads"]:
+                by = {c["condition"]: c for c in w["conditions"]}
+                row = [w["workload"], run["where"]]
+                for c in CONDITIONS:
+                    if c == "alone":
+                        continue
+                    row.append(f"{fmt(by[c]['ratio_median'], 3)} ({fmt(by[c]['ratio_min'], 2)}-"
+                               f"{fmt(by[c]['ratio_max'], 2)})")
+                row.append(f"{fmt(min(by['alone']['seconds']), 2)}-{fmt(max(by['alone']['seconds']), 2)}")
+                rows.append(row)
+        reps = results.get("slowdown", {}).get("repetitions", "")
+        out.append(f"## Workload slowdown\n\nElapsed time under each condition divided by the time alone in the "
+                   f"same repetition; median of {reps} interleaved repetitions, range in brackets.\n\n"
+                   + table(header, rows)
+                   + "\n" + "".join(f"- `{w}`: {d}\n" for w, d in SLOWDOWN_WORKLOADS.items())
+                   + "".join(f"- {c}: `{d}`\n" for c, d in CONDITIONS.items() if c != "alone"))
+        skipped = [f"{s['workload']} ({run['where']}): {s['reason']}" for run in slowdown_runs for s in run["skipped"]]
+        not_measured = [f"`{n['condition']}`: {n['reason']}" for n in results.get("slowdown", {}).get("not_measured", [])
+                        if not n["available"]]
+        if skipped or not_measured:
+            out.append("Not measured:\n\n" + "".join(f"- {line}\n" for line in skipped + not_measured))
     if "daemon" in results:
         d = results["daemon"]
         rows = [[p["phase"], fmt(p["seconds"], 1), fmt(p["migrations_per_second"]), fmt(p["user_seconds"], 2),
@@ -920,7 +971,7 @@ def main(argv: list[str]) -> int:
     if os.geteuid() != 0:
         log("needs root: it loads BPF programs and reads other processes' BPF statistics")
         return 1
-    for tool in ("bpftool", "bpftrace", "perf"):
+    for tool in ("bpftool", "bpftrace", "perf", "taskset"):
         if not shutil.which(tool):
             log(f"{tool} is not installed (deploy/install-build-deps.sh installs it)")
             return 1

@@ -18,8 +18,7 @@ NUMBER = (int, float)
 REQUIRED = {
     "kernel": ("programs", {"program": str, "events": int, "ns_per_event": NUMBER + (type(None),),
                             "reference_ns_per_event": NUMBER + (type(None),), "ratio": NUMBER + (type(None),)}),
-    "slowdown": ("conditions", {"condition": str, "command": str, "affinity_storm": dict,
-                                "affinity_storm_while_running": dict, "pingpong": dict}),
+    "slowdown": ("runs", {"where": str, "workloads": list, "skipped": list}),
     "daemon": ("phases", {"phase": str, "seconds": NUMBER, "migrations_per_second": NUMBER, "user_seconds": NUMBER,
                           "system_seconds": NUMBER, "cpu_percent_of_one_core": NUMBER, "rss_mb": NUMBER,
                           "peak_rss_mb": NUMBER}),
@@ -48,11 +47,17 @@ def problems(result: dict, sections: list[str]) -> list[str]:
             for key, types in fields.items():
                 if not isinstance(entry.get(key), types) or isinstance(entry.get(key), bool):
                     found.append(f"{section}.{list_key}[{index}].{key} is {entry.get(key)!r}")
-    if "slowdown" in sections and "slowdown" in result:
-        for condition in result["slowdown"]["conditions"]:
-            for key in ("affinity_storm", "affinity_storm_while_running", "pingpong"):
-                if not all(isinstance(condition[key].get(k), NUMBER) for k in ("median", "ratio_to_alone")):
-                    found.append(f"slowdown {condition['condition']} {key} lacks median or ratio_to_alone")
+    runs = result.get("slowdown", {}).get("runs", []) if "slowdown" in sections else []
+    runs += result.get("vm", {}).get("slowdown", []) if "vm" in sections else []
+    for run in runs:
+        if not run.get("workloads"):
+            found.append(f"slowdown in {run.get('where')} measured no workload")
+        for w in run.get("workloads", []):
+            conditions = {c.get("condition"): c for c in w.get("conditions", [])}
+            for name in ("alone", "migwatch", "bpftrace", "perf_record"):
+                c = conditions.get(name, {})
+                if not all(isinstance(c.get(k), NUMBER) for k in ("ratio_median", "ratio_min", "ratio_max")):
+                    found.append(f"slowdown {run.get('where')} {w.get('workload')} {name} lacks its ratios")
     if "daemon" in sections and "daemon" in result:
         if not result["daemon"].get("count_checks") or not result["daemon"].get("scrape_latency"):
             found.append("daemon.count_checks or daemon.scrape_latency is empty")
