@@ -137,7 +137,8 @@ std::optional<uint64_t> ProcessNrMigrations(pid_t pid);
 struct CountCheck {
   double migwatch = 0;  ///< migwatch_process_migrations_total{process=name}, all reasons
   uint64_t kernel = 0;  ///< se.nr_migrations summed over the process's threads
-  bool exact = false;   ///< equal, read while the kernel's count stood still
+  double missed = 0;    ///< migwatch_bpf_program_misses_total of the migration program
+  bool exact = false;   ///< equal, or short by no more than the misses; read while the kernel's count stood still
 };
 /// Compares the two for the live process `pid` named `name` (its comm), with
 /// a scrape between two readings of the kernel's count; retries while the
