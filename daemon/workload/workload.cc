@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 namespace migwatch::workload {
 
@@ -80,25 +81,37 @@ static uint64_t VoluntarySwitches(pid_t tid) {
   return n;
 }
 
-// Whether a thread of this process sleeps (state S) in a pipe read.
-static bool SleepingInPipeRead(pid_t tid) {
+// Where a thread of this process sleeps: "S" and its wchan, "S" and "" when
+// the kernel does not name it, or "" when it is not in state S.
+static std::string SleepingIn(pid_t tid) {
   char path[64], buf[512] = {};
   snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
   FILE* f = fopen(path, "r");
-  if (!f) return true;  // gone: nothing left to wait for
+  if (!f) return "";
   size_t n = fread(buf, 1, sizeof(buf) - 1, f);
   fclose(f);
   buf[n] = 0;
   const char* paren = strrchr(buf, ')');
-  if (!paren || paren[1] != ' ' || paren[2] != 'S') return false;
+  if (!paren || paren[1] != ' ' || paren[2] != 'S') return "";
   snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", tid);
   f = fopen(path, "r");
-  if (!f) return true;
+  if (!f) return "S";
   n = fread(buf, 1, sizeof(buf) - 1, f);
   fclose(f);
   buf[n] = 0;
-  // "pipe_read" or "anon_pipe_read"; kernels that hide wchan print "0".
-  return strstr(buf, "pipe_read") != nullptr || strcmp(buf, "0") == 0;
+  return std::string("S ") + buf;
+}
+
+// Whether the sleeper is off its run queue, asleep in its pipe read
+// ("pipe_read" or "anon_pipe_read"). The kernel names wchan only for a
+// thread off its run queue and prints "0" otherwise: state S with "0" is
+// also a thread preempted between announcing its sleep and switching out,
+// still queued, which a mask change would move by itself. "0" is trusted
+// only on kernels that never name it (no kallsyms).
+bool PingPong::AsleepInPipeRead(pid_t tid) const {
+  const std::string where = SleepingIn(tid);
+  if (where.find("pipe_read") != std::string::npos) return true;
+  return !wchan_named_ && where.rfind("S", 0) == 0;
 }
 
 PingPong::PingPong(int cpu_a, int cpu_b) : cpu_a_(cpu_a), cpu_b_(cpu_b) {
@@ -114,6 +127,11 @@ PingPong::PingPong(int cpu_a, int cpu_b) : cpu_a_(cpu_a), cpu_b_(cpu_b) {
   while (sleeper_tid_.load() == 0) std::this_thread::yield();
   // Its first block in read(): from here on it is off-CPU between rounds.
   while ((switches_ = VoluntarySwitches(sleeper_tid_.load())) == 0) sched_yield();
+  // Whether this kernel names wchan: the sleeper blocks in its read now.
+  for (int i = 0; i < 200 && !wchan_named_; ++i) {
+    wchan_named_ = SleepingIn(sleeper_tid_.load()).find("pipe_read") != std::string::npos;
+    if (!wchan_named_) usleep(1000);
+  }
 }
 
 uint64_t PingPong::Run(uint64_t rounds) {
@@ -130,7 +148,7 @@ uint64_t PingPong::Run(uint64_t rounds) {
       // lock) would count too: wait for it to be asleep in the pipe read.
       do {
         usleep(50);
-      } while (!SleepingInPipeRead(tid));
+      } while (!AsleepInPipeRead(tid));
       switches_ = VoluntarySwitches(tid);
     }
     if (!PinThread(tid, done_ % 2 == 0 ? cpu_b_ : cpu_a_)) break;

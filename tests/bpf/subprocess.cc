@@ -1,6 +1,7 @@
 #include "subprocess.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,22 +9,47 @@
 #include <chrono>
 #include <cstring>
 
+#include "migwatch/workload/workload.h"
+
 namespace migwatch::testing {
 
 Subprocess::Subprocess(const std::string& path, const std::vector<std::string>& argv) {
   int in[2], out[2];
   if (pipe(in) || pipe(out)) return;
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  // execve() may move the child to an idler CPU (sched_exec()) before it
+  // takes its new name, and migwatch rightly counts that move under the
+  // name it still has, the launcher's. A count compared with the kernel's
+  // total for the process would then be one short: the child is started
+  // on this thread's CPU alone, and mw_workload allows itself the
+  // launcher's CPUs again from MW_WORKLOAD_CPUS once it runs under its own
+  // name. Everything the child needs is built before fork().
+  std::string cpus;
+  for (int cpu : workload::AllowedCpus()) cpus += (cpus.empty() ? "" : ",") + std::to_string(cpu);
+  std::vector<std::string> env_strings = {"MW_WORKLOAD_CPUS=" + cpus};
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "MW_WORKLOAD_CPUS=", 17) != 0) env_strings.emplace_back(*e);
+  std::vector<char*> env;
+  for (auto& e : env_strings) env.push_back(e.data());
+  env.push_back(nullptr);
+  cpu_set_t launcher, here;
+  const bool pinned = sched_getaffinity(0, sizeof(launcher), &launcher) == 0;
+  if (pinned) {
+    CPU_ZERO(&here);
+    CPU_SET(sched_getcpu(), &here);
+    sched_setaffinity(0, sizeof(here), &here);
+  }
   pid_ = fork();
   if (pid_ == 0) {
     dup2(in[0], STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
     for (int fd : {in[0], in[1], out[0], out[1]}) close(fd);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(path.c_str(), args.data());
+    execve(path.c_str(), args.data(), env.data());
     _exit(127);
   }
+  if (pinned) sched_setaffinity(0, sizeof(launcher), &launcher);
   close(in[0]);
   close(out[1]);
   in_ = in[1];

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -291,6 +292,16 @@ int main(int argc, char** argv) {
   // A test that dies (or is killed) must not leave its storm running.
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   std::string self = argv[0];
+  // Started on one CPU so that execve() could not move it (tests/bpf/subprocess.cc):
+  // the launcher's CPUs again, now that it has its own name.
+  if (const char* cpus = getenv("MW_WORKLOAD_CPUS")) {
+    std::vector<int> allowed;
+    std::stringstream list(cpus);
+    for (std::string cpu; std::getline(list, cpu, ',');)
+      if (!cpu.empty()) allowed.push_back(std::stoi(cpu));
+    if (!allowed.empty()) AllowThread(0, allowed);
+    unsetenv("MW_WORKLOAD_CPUS");
+  }
   if (self.substr(self.rfind('/') + 1).rfind("qemu-system-", 0) == 0) return FakeVm();
 
   CLI::App app{"Generates migrations that the tests can predict.", "mw_workload"};

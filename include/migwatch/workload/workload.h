@@ -68,7 +68,10 @@ class PingPong {
   std::atomic<pid_t> sleeper_tid_{0};
   uint64_t switches_ = 0;  // the sleeper's voluntary switches when last off-CPU
   uint64_t done_ = 0;
+  bool wchan_named_ = false;  // whether this kernel names a sleeping thread's wchan
   std::thread sleeper_;
+
+  bool AsleepInPipeRead(pid_t tid) const;
 };
 
 /// The calling thread's tid.
