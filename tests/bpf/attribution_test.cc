@@ -17,9 +17,9 @@
 #include <thread>
 
 #include "bpf_test_support.h"
-#include "migwatch/labels.h"
-#include "migwatch/proc/sched.h"
-#include "migwatch/session.h"
+#include "migwatch/model/labels.h"
+#include "migwatch/kernel/proc/sched.h"
+#include "migwatch/model/session.h"
 #include "migwatch/workload/workload.h"
 #include "subprocess.h"
 

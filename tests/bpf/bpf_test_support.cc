@@ -2,9 +2,9 @@
 
 #include <filesystem>
 
-#include "migwatch/proc/sched.h"
-#include "migwatch/proc/schedstat.h"
-#include "migwatch/proc/stat.h"
+#include "migwatch/kernel/proc/sched.h"
+#include "migwatch/kernel/proc/schedstat.h"
+#include "migwatch/kernel/proc/stat.h"
 
 namespace migwatch::testing {
 

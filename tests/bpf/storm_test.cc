@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "bpf_test_support.h"
-#include "migwatch/labels.h"
-#include "migwatch/session.h"
+#include "migwatch/model/labels.h"
+#include "migwatch/model/session.h"
 #include "migwatch/workload/workload.h"
 
 namespace migwatch {

@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "migwatch/kernel_info.h"
-#include "migwatch/labels.h"
-#include "migwatch/logging.h"
+#include "migwatch/kernel/kernel_info.h"
+#include "migwatch/model/labels.h"
+#include "migwatch/cli/logging.h"
 
 namespace migwatch {
 namespace {

@@ -1,4 +1,4 @@
-#include "migwatch/proc/cmdline.h"
+#include "migwatch/kernel/proc/cmdline.h"
 
 #include <gtest/gtest.h>
 

@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "migwatch/proc/cmdline.h"
-#include "migwatch/proc/qemu.h"
+#include "migwatch/kernel/proc/cmdline.h"
+#include "migwatch/kernel/proc/qemu.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);

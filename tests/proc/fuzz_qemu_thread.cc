@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "migwatch/proc/kernel_thread.h"
-#include "migwatch/proc/qemu.h"
+#include "migwatch/kernel/proc/kernel_thread.h"
+#include "migwatch/kernel/proc/qemu.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view comm(reinterpret_cast<const char*>(data), size);

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "migwatch/proc/sched.h"
+#include "migwatch/kernel/proc/sched.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);

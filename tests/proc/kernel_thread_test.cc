@@ -1,4 +1,4 @@
-#include "migwatch/proc/kernel_thread.h"
+#include "migwatch/kernel/proc/kernel_thread.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "migwatch/proc/label_folder.h"
+#include "migwatch/model/label_folder.h"
 
 #include <gtest/gtest.h>
 

@@ -19,13 +19,13 @@
 #include <thread>
 #include <vector>
 
-#include "migwatch/proc/cmdline.h"
-#include "migwatch/proc/kernel_thread.h"
-#include "migwatch/proc/qemu.h"
-#include "migwatch/proc/sched.h"
-#include "migwatch/proc/schedstat.h"
-#include "migwatch/proc/stat.h"
-#include "migwatch/proc/status.h"
+#include "migwatch/kernel/proc/cmdline.h"
+#include "migwatch/kernel/proc/kernel_thread.h"
+#include "migwatch/kernel/proc/qemu.h"
+#include "migwatch/kernel/proc/sched.h"
+#include "migwatch/kernel/proc/schedstat.h"
+#include "migwatch/kernel/proc/stat.h"
+#include "migwatch/kernel/proc/status.h"
 
 namespace migwatch {
 namespace {

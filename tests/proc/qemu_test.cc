@@ -1,4 +1,4 @@
-#include "migwatch/proc/qemu.h"
+#include "migwatch/kernel/proc/qemu.h"
 
 #include <gtest/gtest.h>
 

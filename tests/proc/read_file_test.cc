@@ -1,4 +1,4 @@
-#include "migwatch/proc/read_file.h"
+#include "migwatch/kernel/proc/read_file.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "migwatch/proc/sched.h"
+#include "migwatch/kernel/proc/sched.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "migwatch/proc/schedstat.h"
+#include "migwatch/kernel/proc/schedstat.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "migwatch/proc/stat.h"
+#include "migwatch/kernel/proc/stat.h"
 
 #include <gtest/gtest.h>
 

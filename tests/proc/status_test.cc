@@ -1,4 +1,4 @@
-#include "migwatch/proc/status.h"
+#include "migwatch/kernel/proc/status.h"
 
 #include <gtest/gtest.h>
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "migwatch/commands.h"
+#include "migwatch/cli/commands.h"
 
 int MigwatchMain(int argc, char** argv);
 

@@ -22,8 +22,8 @@
 #include <sstream>
 
 #include "migwatch.skel.h"
-#include "migwatch/proc/sched.h"
-#include "migwatch/proc/status.h"
+#include "migwatch/kernel/proc/sched.h"
+#include "migwatch/kernel/proc/status.h"
 
 namespace migwatch::testing {
 namespace {

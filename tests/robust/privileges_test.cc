@@ -17,7 +17,7 @@
 
 #include "bpf_test_support.h"
 #include "harness.h"
-#include "migwatch/proc/status.h"
+#include "migwatch/kernel/proc/status.h"
 #include "subprocess.h"
 
 namespace migwatch::testing {

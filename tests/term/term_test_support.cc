@@ -15,7 +15,7 @@
 #include <sstream>
 #include <thread>
 
-#include "migwatch/proc/sched.h"
+#include "migwatch/kernel/proc/sched.h"
 
 namespace migwatch::testing {
 namespace {

@@ -8,7 +8,7 @@
 #include <regex>
 
 #include "bpf_test_support.h"
-#include "migwatch/proc/sched.h"
+#include "migwatch/kernel/proc/sched.h"
 #include "migwatch/workload/workload.h"
 #include "subprocess.h"
 #include "term_test_support.h"

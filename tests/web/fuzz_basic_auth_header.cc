@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "migwatch/web/basic_auth.h"
+#include "migwatch/export/web/basic_auth.h"
 
 namespace {
 

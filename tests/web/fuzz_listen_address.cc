@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "migwatch/web/error.h"
-#include "migwatch/web/listen_address.h"
+#include "migwatch/export/web/error.h"
+#include "migwatch/export/web/listen_address.h"
 
 namespace {
 

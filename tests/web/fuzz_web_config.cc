@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "migwatch/web/error.h"
-#include "migwatch/web/web_config.h"
+#include "migwatch/export/web/error.h"
+#include "migwatch/export/web/web_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
                                       std::size_t size) {

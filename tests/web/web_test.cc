@@ -24,11 +24,11 @@
 #include <thread>
 #include <vector>
 
-#include "migwatch/web/basic_auth.h"
-#include "migwatch/web/error.h"
-#include "migwatch/web/listen_address.h"
-#include "migwatch/web/web_config.h"
-#include "migwatch/web/web_server.h"
+#include "migwatch/export/web/basic_auth.h"
+#include "migwatch/export/web/error.h"
+#include "migwatch/export/web/listen_address.h"
+#include "migwatch/export/web/web_config.h"
+#include "migwatch/export/web/web_server.h"
 
 namespace migwatch {
 namespace {

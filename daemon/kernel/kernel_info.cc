@@ -1,0 +1,105 @@
+#include "migwatch/kernel/kernel_info.h"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace migwatch {
+namespace {
+
+std::optional<unsigned> ParseUnsigned(std::string_view s) {
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+std::optional<std::vector<unsigned>> ParseCpuList(std::string_view list) {
+  std::vector<unsigned> cpus;
+  while (!list.empty() && (list.back() == '\n' || list.back() == ' ')) list.remove_suffix(1);
+  if (list.empty()) return cpus;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    std::string_view range = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    size_t dash = range.find('-');
+    auto first = ParseUnsigned(range.substr(0, dash));
+    auto last = dash == std::string_view::npos ? first : ParseUnsigned(range.substr(dash + 1));
+    // Bounded: a CPU list names at most a few thousand CPUs.
+    if (!first || !last || *last < *first || *last >= 65536) return std::nullopt;
+    for (unsigned cpu = *first; cpu <= *last; ++cpu) cpus.push_back(cpu);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return cpus;
+}
+
+CpuTopology ReadCpuTopology(const std::string& sysfs_root) {
+  namespace fs = std::filesystem;
+  CpuTopology topo;
+  std::error_code ec;
+  fs::path nodes = fs::path(sysfs_root) / "devices/system/node";
+  for (const auto& entry : fs::directory_iterator(nodes, ec)) {
+    std::string name = entry.path().filename();
+    if (name.rfind("node", 0) != 0) continue;
+    auto node = ParseUnsigned(std::string_view(name).substr(4));
+    if (!node) continue;
+    std::ifstream in(entry.path() / "cpulist");
+    std::string line;
+    std::getline(in, line);
+    auto cpus = ParseCpuList(line);
+    if (!cpus) continue;
+    topo.nr_nodes = std::max(topo.nr_nodes, *node + 1);
+    for (unsigned cpu : *cpus) {
+      if (cpu >= topo.node_of_cpu.size()) topo.node_of_cpu.resize(cpu + 1, 0);
+      topo.node_of_cpu[cpu] = static_cast<uint16_t>(*node);
+    }
+  }
+  return topo;
+}
+
+std::optional<uint64_t> KallsymsAddress(std::string_view symbol) {
+  std::ifstream in("/proc/kallsyms");
+  std::string line;
+  while (std::getline(in, line)) {
+    // "ffffffff81234560 t watchdog_timer_fn" (+ "\t[module]" for modules)
+    size_t sp1 = line.find(' ');
+    if (sp1 == std::string::npos || sp1 + 3 > line.size()) continue;
+    std::string_view name = std::string_view(line).substr(sp1 + 3);
+    if (size_t tab = name.find('\t'); tab != std::string_view::npos) name = name.substr(0, tab);
+    if (name != symbol) continue;
+    uint64_t addr = 0;
+    auto [end, ec] = std::from_chars(line.data(), line.data() + sp1, addr, 16);
+    if (ec != std::errc() || addr == 0) return std::nullopt;
+    return addr;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> EnsureTracefs(std::string* error) {
+  for (const char* path : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
+    struct stat st;
+    if (stat((std::string(path) + "/events").c_str(), &st) == 0) return std::string(path);
+  }
+  if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, nullptr) == 0) return "/sys/kernel/tracing";
+  *error = std::string("tracefs is not mounted and mounting it at /sys/kernel/tracing failed: ") +
+           std::strerror(errno);
+  return std::nullopt;
+}
+
+std::string KernelRelease() {
+  struct utsname u;
+  if (uname(&u) != 0) return "unknown";
+  return u.release;
+}
+
+}  // namespace migwatch

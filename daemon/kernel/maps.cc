@@ -1,0 +1,155 @@
+#include "migwatch/kernel/maps.h"
+
+#include <bpf/bpf.h>
+
+#include <cerrno>
+#include <cstring>
+#include <numeric>
+#include <tuple>
+
+#include "migwatch/kernel/probes.h"
+
+bool operator<(const mw_process_key& a, const mw_process_key& b) {
+  return std::tie(a.tgid, a.start_ns) < std::tie(b.tgid, b.start_ns);
+}
+
+bool operator==(const mw_process_key& a, const mw_process_key& b) {
+  return a.tgid == b.tgid && a.start_ns == b.start_ns;
+}
+
+namespace migwatch {
+namespace {
+
+// A per-CPU value comes as one copy per possible CPU, each padded to 8 bytes.
+template <typename T>
+constexpr bool kPadded = sizeof(T) % 8 == 0;
+
+// Reads keys 0..count-1 of a per-CPU array in one batch: `values` gets
+// count * cpus copies, key-major.
+template <typename T>
+bool LookupPerCpuArray(int fd, uint32_t count, unsigned cpus, std::vector<T>* values) {
+  static_assert(kPadded<T>, "per-CPU values must be 8-byte multiples");
+  values->assign(static_cast<size_t>(count) * cpus, T{});
+  std::vector<uint32_t> keys(count);
+  uint32_t out_batch = 0, done = 0;
+  while (done < count) {
+    uint32_t n = count - done;
+    uint32_t in_batch = done;
+    int err = bpf_map_lookup_batch(fd, done ? &in_batch : nullptr, &out_batch, keys.data() + done,
+                                   values->data() + static_cast<size_t>(done) * cpus, &n, nullptr);
+    done += n;
+    if (err) return errno == ENOENT && done == count;
+    if (n == 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+uint64_t TotalMigrations(const mw_process_stats& stats) {
+  return std::accumulate(std::begin(stats.migrations), std::end(stats.migrations), uint64_t{0});
+}
+
+std::string CommOf(const char (&comm)[MW_COMM_LEN]) { return std::string(comm, strnlen(comm, MW_COMM_LEN)); }
+
+uint64_t OtherMigrations(const mw_process_stats& stats) {
+  uint64_t others = 0;
+  for (int r = 0; r < MW_REASON_COUNT; ++r)
+    if (r != MW_REASON_WAKEUP) others += stats.migrations[r];
+  return others;
+}
+
+void CountWakeups(ProcessEntry* entry, uint64_t exited_migrations, const ProcessBaseline& baseline) {
+  const uint64_t all = entry->live_migrations + exited_migrations;
+  const uint64_t counted = OtherMigrations(entry->stats);
+  const uint64_t total = all > baseline.total ? all - baseline.total : 0;
+  const uint64_t others = counted > baseline.others ? counted - baseline.others : 0;
+  entry->stats.migrations[MW_REASON_WAKEUP] = total > others ? total - others : 0;
+}
+
+bool ReadCounters(const Probes& probes, CounterSnapshot* out) {
+  const unsigned cpus = probes.possible_cpus();
+  bool ok = true;
+  *out = CounterSnapshot{};
+
+  // Each CPU's value begins with struct mw_cpu; the programs' state follows.
+  const uint32_t zero = 0;
+  const size_t stride = (probes.cpu_value_size() + 7) / 8 * 8;
+  std::vector<char> values(stride * cpus);
+  out->cpus.assign(cpus, mw_cpu_counters{});
+  if (bpf_map_lookup_elem(probes.cpus_fd(), &zero, values.data()) == 0) {
+    for (unsigned cpu = 0; cpu < cpus; ++cpu)
+      std::memcpy(&out->cpus[cpu], values.data() + cpu * stride, sizeof(mw_cpu_counters));
+    for (const auto& c : out->cpus) {
+      for (int r = 0; r < MW_REASON_COUNT; ++r) out->host.migrations[r] += c.migrations[r];
+      for (int d = 0; d < MW_DROP_COUNT; ++d) out->host.drops[d] += c.drops[d];
+      out->host.same_cpu_events += c.same_cpu_events;
+      out->host.affinity_changes += c.affinity_changes;
+      out->host.stopper_run_ns += c.stopper_run_ns;
+      out->host.stopper_runs += c.stopper_runs;
+      for (int w = 0; w < MW_WORK_COUNT; ++w) {
+        out->host.stopper_work_ns[w] += c.stopper_work_ns[w];
+        out->host.stopper_work_runs[w] += c.stopper_work_runs[w];
+      }
+    }
+  } else {
+    out->cpus.assign(cpus, mw_cpu_counters{});
+    ok = false;
+  }
+
+  // Key = the CPU moved from or to; one copy per counting CPU.
+  std::vector<mw_cpu_moves> moves;
+  out->cpu_moves.assign(cpus, mw_cpu_moves{});
+  if (LookupPerCpuArray(probes.cpu_moves_fd(), cpus, cpus, &moves)) {
+    for (unsigned cpu = 0; cpu < cpus; ++cpu)
+      for (unsigned counter = 0; counter < cpus; ++counter) {
+        out->cpu_moves[cpu].in += moves[cpu * cpus + counter].in;
+        out->cpu_moves[cpu].out += moves[cpu * cpus + counter].out;
+      }
+  } else {
+    ok = false;
+  }
+
+  out->nr_nodes = probes.nr_nodes();
+  out->node_moves.assign(out->nr_nodes * out->nr_nodes, 0);
+  std::vector<uint64_t> counts;
+  if (LookupPerCpuArray(probes.node_moves_fd(), out->nr_nodes * out->nr_nodes, cpus, &counts)) {
+    for (size_t i = 0; i < out->node_moves.size(); ++i)
+      out->node_moves[i] = std::accumulate(counts.begin() + i * cpus, counts.begin() + (i + 1) * cpus, uint64_t{0});
+  } else {
+    ok = false;
+  }
+  return ok;
+}
+
+bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out) {
+  out->clear();
+  const int fd = probes.process_stats_fd();
+  // The hash map's batch cursor is a bucket number; a key-sized buffer
+  // holds it on every kernel.
+  mw_process_key in_batch{}, out_batch{};
+  constexpr uint32_t kChunk = 512;
+  std::vector<mw_process_key> keys(kChunk);
+  std::vector<mw_process_stats> values(kChunk);
+  bool first = true;
+  for (;;) {
+    uint32_t n = kChunk;
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : &in_batch, &out_batch, keys.data(), values.data(), &n,
+                                   nullptr);
+    const int saved = errno;
+    for (uint32_t i = 0; i < n; ++i) out->push_back({keys[i], values[i]});
+    if (err) return saved == ENOENT;
+    in_batch = out_batch;
+    first = false;
+  }
+}
+
+bool ReadProcessEntry(const Probes& probes, const mw_process_key& key, mw_process_stats* out) {
+  return bpf_map_lookup_elem(probes.process_stats_fd(), &key, out) == 0;
+}
+
+void DeleteProcessEntry(const Probes& probes, const mw_process_key& key) {
+  bpf_map_delete_elem(probes.process_stats_fd(), &key);
+}
+
+}  // namespace migwatch

@@ -1,0 +1,93 @@
+// What every command that watches the kernel starts with: the attached
+// probes, attribution, QEMU thread tracking and the task event stream, and
+// the one way to read them all.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "migwatch/model/attribution.h"
+#include "migwatch/kernel/probes.h"
+#include "migwatch/model/qemu_tracker.h"
+#include "migwatch/kernel/maps.h"
+
+struct ring_buffer;
+
+namespace migwatch {
+
+/// Options of a session, fixed once it is open.
+struct SessionOptions {
+  ProbeOptions probes;
+  size_t label_cap = 20;      ///< process and requester label values
+  size_t vm_label_cap = 256;  ///< VM label values: a host runs hundreds at most
+};
+
+/// Everything migwatch knows at one instant.
+struct Snapshot {
+  CounterSnapshot counters;
+  AttributionTotals attribution;
+  QemuState qemu;
+  std::vector<ProgramMisses> misses;
+};
+
+/// Owns the probes and everything that reads them. Destruction detaches
+/// the programs. Thread-safe: every method takes the session's lock.
+class Session {
+ public:
+  /// Loads and attaches the probes (logging the mode each one got) and scans
+  /// /proc for running QEMU migration threads. Returns nullptr and sets
+  /// `error` on failure; nothing stays attached then.
+  static std::unique_ptr<Session> Open(const SessionOptions& options, std::string* error);
+  ~Session();
+
+  const Probes& probes() const { return *probes_; }
+
+  /// Reads everything, in the order that loses nothing: which processes are
+  /// gone, then the maps, then the task records written before that read
+  /// (their name changes split the growth they carry), then the QEMU
+  /// threads. Entries of processes that are gone are deleted after their
+  /// final counts are folded.
+  Snapshot TakeSnapshot();
+  /// The process part of TakeSnapshot() alone: folds the process map and
+  /// removes the entries of processes that are gone, so that the map does
+  /// not fill up between snapshots.
+  void Sweep();
+  /// Every process as read now, every reason counted (no folding, nothing
+  /// removed): for self-checks and tests.
+  std::vector<ProcessEntry> ReadProcesses();
+  /// The newest process with this tgid, if it has migrated.
+  std::optional<ProcessEntry> ReadProcess(uint32_t tgid);
+  /// Delivers the task records waiting in the ring buffer; never blocks.
+  /// Returns false on a read error.
+  bool ConsumeEvents();
+  /// Who the process with this tgid is (for trace records).
+  ProcessIdentity IdentityOf(uint32_t tgid, const std::string& comm);
+  /// Turns migration records in the trace ring buffer on or off.
+  void SetTracing(bool on);
+
+ private:
+  Session() = default;
+  static int DeliverTaskEvent(void* ctx, void* data, size_t size);
+  void OnTaskEvent(const mw_task_event& event);
+  bool ConsumeEventsLocked();
+  void ReadProcessesLocked(std::vector<ProcessEntry>* entries, std::set<mw_process_key>* gone,
+                           CounterSnapshot* counters);
+  void FoldProcessesLocked(CounterSnapshot* counters);
+  void ApplyWatchChangesLocked();
+
+  std::mutex mutex_;
+  std::unique_ptr<Probes> probes_;
+  ProcDirectory directory_;
+  std::unique_ptr<Attribution> attribution_;
+  std::unique_ptr<QemuTracker> qemu_;
+  ring_buffer* task_events_ = nullptr;
+  // Per process: its counts when the session started.
+  std::map<mw_process_key, ProcessBaseline> baseline_;
+};
+
+}  // namespace migwatch
