@@ -1,6 +1,7 @@
 #include "migwatch/kernel/maps.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include <cerrno>
 #include <cstring>
@@ -148,8 +149,42 @@ bool ReadProcessEntry(const Probes& probes, const mw_process_key& key, mw_proces
   return bpf_map_lookup_elem(probes.process_stats_fd(), &key, out) == 0;
 }
 
-void DeleteProcessEntry(const Probes& probes, const mw_process_key& key) {
-  bpf_map_delete_elem(probes.process_stats_fd(), &key);
+void DeleteProcessEntries(const Probes& probes, const std::set<mw_process_key>& keys) {
+  for (const auto& key : keys) bpf_map_delete_elem(probes.process_stats_fd(), &key);
 }
+
+std::vector<std::pair<uint32_t, std::string>> UpdateWatchedThreads(const Probes& probes,
+                                                                   const std::vector<uint32_t>& watch,
+                                                                   const std::vector<uint32_t>& unwatch) {
+  std::vector<std::pair<uint32_t, std::string>> failed;
+  const uint8_t one = 1;
+  for (uint32_t tid : watch)
+    if (bpf_map_update_elem(probes.watched_tids_fd(), &tid, &one, BPF_ANY)) failed.emplace_back(tid, std::strerror(errno));
+  // A thread that has exited is gone from the map already.
+  for (uint32_t tid : unwatch) bpf_map_delete_elem(probes.watched_tids_fd(), &tid);
+  return failed;
+}
+
+std::unique_ptr<TaskEventReader> TaskEventReader::Open(const Probes& probes, Deliver deliver, std::string* error) {
+  std::unique_ptr<TaskEventReader> reader(new TaskEventReader());
+  reader->deliver_ = std::move(deliver);
+  reader->buffer_ = ring_buffer__new(probes.task_events_fd(), OnRecord, reader.get(), nullptr);
+  if (!reader->buffer_) {
+    *error = std::string("cannot open the task ring buffer: ") + std::strerror(errno);
+    return nullptr;
+  }
+  return reader;
+}
+
+TaskEventReader::~TaskEventReader() {
+  if (buffer_) ring_buffer__free(buffer_);
+}
+
+int TaskEventReader::OnRecord(void* ctx, void* data, size_t size) {
+  if (size >= sizeof(mw_task_event)) static_cast<TaskEventReader*>(ctx)->deliver_(*static_cast<const mw_task_event*>(data));
+  return 0;
+}
+
+int TaskEventReader::Consume() { return ring_buffer__consume(buffer_); }
 
 }  // namespace migwatch

@@ -1,7 +1,5 @@
 #include "migwatch/model/session.h"
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -26,11 +24,10 @@ std::unique_ptr<Session> Session::Open(const SessionOptions& options, std::strin
     const ProcessIdentity id = attribution->IdentityOf(tgid, "");
     return id.vm.empty() ? std::string() : attribution->VmLabel(id.vm);
   });
-  s->task_events_ = ring_buffer__new(s->probes_->task_events_fd(), DeliverTaskEvent, s.get(), nullptr);
-  if (!s->task_events_) {
-    *error = std::string("cannot open the task ring buffer: ") + std::strerror(errno);
-    return nullptr;
-  }
+  Session* session = s.get();
+  s->task_events_ =
+      TaskEventReader::Open(*s->probes_, [session](const mw_task_event& e) { session->OnTaskEvent(e); }, error);
+  if (!s->task_events_) return nullptr;
   std::lock_guard lock(s->mutex_);
   // Threads count their migrations from their start; what they made before
   // migwatch attached is not for it to charge.
@@ -47,14 +44,7 @@ std::unique_ptr<Session> Session::Open(const SessionOptions& options, std::strin
   return s;
 }
 
-Session::~Session() {
-  if (task_events_) ring_buffer__free(task_events_);
-}
-
-int Session::DeliverTaskEvent(void* ctx, void* data, size_t size) {
-  if (size >= sizeof(mw_task_event)) static_cast<Session*>(ctx)->OnTaskEvent(*static_cast<const mw_task_event*>(data));
-  return 0;
-}
+Session::~Session() = default;
 
 void Session::OnTaskEvent(const mw_task_event& event) {
   const std::string comm(event.comm, strnlen(event.comm, MW_COMM_LEN));
@@ -76,16 +66,12 @@ void Session::OnTaskEvent(const mw_task_event& event) {
 
 void Session::ApplyWatchChangesLocked() {
   const WatchChanges changes = qemu_->TakeWatchChanges();
-  const uint8_t one = 1;
-  for (uint32_t tid : changes.watch)
-    if (bpf_map_update_elem(probes_->watched_tids_fd(), &tid, &one, BPF_ANY))
-      spdlog::warn("cannot watch thread {} for its exit: {}", tid, std::strerror(errno));
-  for (uint32_t tid : changes.unwatch) bpf_map_delete_elem(probes_->watched_tids_fd(), &tid);
+  for (const auto& [tid, why] : UpdateWatchedThreads(*probes_, changes.watch, changes.unwatch))
+    spdlog::warn("cannot watch thread {} for its exit: {}", tid, why);
 }
 
-bool Session::ConsumeEventsLocked() {
-  const int n = ring_buffer__consume(task_events_);
-  ApplyWatchChangesLocked();
+bool Session::DeliverEventsLocked() {
+  const int n = task_events_->Consume();
   if (n < 0 && n != -EINTR) {
     spdlog::error("reading the task ring buffer failed: {}", std::strerror(-n));
     return false;
@@ -95,7 +81,9 @@ bool Session::ConsumeEventsLocked() {
 
 bool Session::ConsumeEvents() {
   std::lock_guard lock(mutex_);
-  return ConsumeEventsLocked();
+  const bool ok = DeliverEventsLocked();
+  ApplyWatchChangesLocked();
+  return ok;
 }
 
 void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_process_key>* gone,
@@ -144,23 +132,23 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
   }
 }
 
-void Session::FoldProcessesLocked(CounterSnapshot* counters) {
+void Session::FoldProcessesLocked(CounterSnapshot* counters, bool remove_gone) {
   std::vector<ProcessEntry> entries;
   std::set<mw_process_key> gone;
-  ReadProcessesLocked(&entries, &gone, counters);
+  ReadProcessesLocked(&entries, remove_gone ? &gone : nullptr, counters);
   // Name changes written before the read are in the ring buffer now.
-  ConsumeEventsLocked();
+  DeliverEventsLocked();
   attribution_->Fold(entries, gone);
-  for (const auto& key : gone) {
-    DeleteProcessEntry(*probes_, key);
-    baseline_.erase(key);
-  }
+  if (!remove_gone) return;
+  DeleteProcessEntries(*probes_, gone);
+  for (const auto& key : gone) baseline_.erase(key);
+  ApplyWatchChangesLocked();
 }
 
 Snapshot Session::TakeSnapshot() {
   std::lock_guard lock(mutex_);
   Snapshot s;
-  FoldProcessesLocked(&s.counters);
+  FoldProcessesLocked(&s.counters, /*remove_gone=*/false);
   s.attribution = attribution_->totals();
   s.qemu = qemu_->State();
   s.misses = probes_->Misses();
@@ -169,7 +157,7 @@ Snapshot Session::TakeSnapshot() {
 
 void Session::Sweep() {
   std::lock_guard lock(mutex_);
-  FoldProcessesLocked(nullptr);
+  FoldProcessesLocked(nullptr, /*remove_gone=*/true);
 }
 
 std::vector<ProcessEntry> Session::ReadProcesses() {

@@ -3,7 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "migwatch/abi.h"
@@ -12,6 +16,8 @@
 // of the global namespace, where lookup finds these.
 bool operator<(const mw_process_key& a, const mw_process_key& b);
 bool operator==(const mw_process_key& a, const mw_process_key& b);
+
+struct ring_buffer;
 
 namespace migwatch {
 
@@ -70,7 +76,34 @@ bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out);
 /// One entry; false if it is not in the map.
 bool ReadProcessEntry(const Probes& probes, const mw_process_key& key, mw_process_stats* out);
 
-/// Removes an entry once its final counts have been taken.
-void DeleteProcessEntry(const Probes& probes, const mw_process_key& key);
+/// Removes entries once their final counts have been taken.
+void DeleteProcessEntries(const Probes& probes, const std::set<mw_process_key>& keys);
+
+/// Adds threads to, and removes them from, those whose exit the programs
+/// report with the thread's final run time (watched_tids). Returns the
+/// threads that could not be added, with why.
+std::vector<std::pair<uint32_t, std::string>> UpdateWatchedThreads(const Probes& probes,
+                                                                   const std::vector<uint32_t>& watch,
+                                                                   const std::vector<uint32_t>& unwatch);
+
+/// The task event ring buffer (abi.h, mw_task_event), read into a callback.
+class TaskEventReader {
+ public:
+  using Deliver = std::function<void(const mw_task_event&)>;
+  /// Returns nullptr and sets `error` if the ring buffer cannot be opened.
+  static std::unique_ptr<TaskEventReader> Open(const Probes& probes, Deliver deliver, std::string* error);
+  ~TaskEventReader();
+  TaskEventReader(const TaskEventReader&) = delete;
+  TaskEventReader& operator=(const TaskEventReader&) = delete;
+  /// Delivers every record waiting; never blocks. Returns the number
+  /// delivered, or a negative errno.
+  int Consume();
+
+ private:
+  TaskEventReader() = default;
+  static int OnRecord(void* ctx, void* data, size_t size);
+  Deliver deliver_;
+  ring_buffer* buffer_ = nullptr;
+};
 
 }  // namespace migwatch

@@ -16,8 +16,6 @@
 #include "migwatch/model/qemu_tracker.h"
 #include "migwatch/kernel/maps.h"
 
-struct ring_buffer;
-
 namespace migwatch {
 
 /// Options of a session, fixed once it is open.
@@ -47,23 +45,25 @@ class Session {
 
   const Probes& probes() const { return *probes_; }
 
-  /// Reads everything, in the order that loses nothing: which processes are
-  /// gone, then the maps, then the task records written before that read
-  /// (their name changes split the growth they carry), then the QEMU
-  /// threads. Entries of processes that are gone are deleted after their
-  /// final counts are folded.
+  /// Reads everything, in the order that loses nothing: the maps, then the
+  /// task records written before that read (their name changes split the
+  /// growth they carry), then the QEMU threads. Writes nothing to the
+  /// kernel: a process that is gone stays in the process map, counted as
+  /// it was, until the next Sweep().
   Snapshot TakeSnapshot();
-  /// The process part of TakeSnapshot() alone: folds the process map and
-  /// removes the entries of processes that are gone, so that the map does
-  /// not fill up between snapshots.
+  /// Folds the process map and removes the entries of processes that are
+  /// gone, after their final counts are taken, so that the map does not
+  /// fill up with the dead; and applies the QEMU tracker's thread watches.
+  /// Every long-running command calls it on its own schedule.
   void Sweep();
   /// Every process as read now, every reason counted (no folding, nothing
   /// removed): for self-checks and tests.
   std::vector<ProcessEntry> ReadProcesses();
   /// The newest process with this tgid, if it has migrated.
   std::optional<ProcessEntry> ReadProcess(uint32_t tgid);
-  /// Delivers the task records waiting in the ring buffer; never blocks.
-  /// Returns false on a read error.
+  /// Delivers the task records waiting in the ring buffer, and applies the
+  /// thread watches they lead to; never blocks. Returns false on a read
+  /// error.
   bool ConsumeEvents();
   /// Who the process with this tgid is (for trace records).
   ProcessIdentity IdentityOf(uint32_t tgid, const std::string& comm);
@@ -72,12 +72,11 @@ class Session {
 
  private:
   Session() = default;
-  static int DeliverTaskEvent(void* ctx, void* data, size_t size);
   void OnTaskEvent(const mw_task_event& event);
-  bool ConsumeEventsLocked();
+  bool DeliverEventsLocked();
   void ReadProcessesLocked(std::vector<ProcessEntry>* entries, std::set<mw_process_key>* gone,
                            CounterSnapshot* counters);
-  void FoldProcessesLocked(CounterSnapshot* counters);
+  void FoldProcessesLocked(CounterSnapshot* counters, bool remove_gone);
   void ApplyWatchChangesLocked();
 
   std::mutex mutex_;
@@ -85,7 +84,7 @@ class Session {
   ProcDirectory directory_;
   std::unique_ptr<Attribution> attribution_;
   std::unique_ptr<QemuTracker> qemu_;
-  ring_buffer* task_events_ = nullptr;
+  std::unique_ptr<TaskEventReader> task_events_;
   // Per process: its counts when the session started.
   std::map<mw_process_key, ProcessBaseline> baseline_;
 };
