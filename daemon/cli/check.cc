@@ -1,7 +1,5 @@
 // migwatch check: can this host run migwatch, and does it count right?
-#include <bpf/btf.h>
 #include <spdlog/spdlog.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,20 +11,16 @@
 #include <vector>
 
 #include "migwatch/cli/commands.h"
-#include "migwatch/kernel/kernel_info.h"
+#include "migwatch/cli/process.h"
+#include "migwatch/kernel/preflight.h"
 #include "migwatch/model/labels.h"
 #include "migwatch/kernel/proc/sched.h"
-#include "migwatch/kernel/proc/status.h"
 #include "migwatch/model/session.h"
 #include "migwatch/kernel/maps.h"
 #include "migwatch/workload/workload.h"
 
 namespace migwatch {
 namespace {
-
-constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
-// The oldest kernel the project is tested on (tests/vm).
-constexpr int kOldestTestedMajor = 5, kOldestTestedMinor = 10;
 
 class Report {
  public:
@@ -60,48 +54,6 @@ class Report {
   }
   std::vector<std::string> failed_;
 };
-
-void CheckKernel(Report& report) {
-  struct utsname u;
-  uname(&u);
-  int major = 0, minor = 0;
-  std::sscanf(u.release, "%d.%d", &major, &minor);
-  const std::string detail = std::string(u.release) + " " + u.machine;
-  if (major > kOldestTestedMajor || (major == kOldestTestedMajor && minor >= kOldestTestedMinor))
-    report.Pass("kernel", detail);
-  else
-    report.Warn("kernel", detail + ": older than " + std::to_string(kOldestTestedMajor) + "." +
-                              std::to_string(kOldestTestedMinor) + ", the oldest kernel migwatch is tested on");
-}
-
-void CheckBtf(Report& report) {
-  btf* vmlinux = btf__load_vmlinux_btf();
-  if (!vmlinux) {
-    report.Fail("BTF", "no kernel BTF (/sys/kernel/btf/vmlinux): CO-RE programs cannot be relocated; "
-                       "a kernel built with CONFIG_DEBUG_INFO_BTF=y is needed");
-    return;
-  }
-  report.Pass("BTF", "/sys/kernel/btf/vmlinux, " + std::to_string(btf__type_cnt(vmlinux)) + " types");
-  btf__free(vmlinux);
-}
-
-// Whether this process may load BPF programs at all.
-bool CheckPrivileges(Report& report) {
-  uint64_t caps = 0;
-  if (auto field = ReadStatusField(getpid(), "CapEff"))
-    if (auto mask = ParseCapabilityMask(*field)) caps = *mask;
-  auto has = [&](int cap) { return (caps >> cap) & 1; };
-  const bool can_bpf = (has(kCapBpf) && has(kCapPerfmon)) || has(kCapSysAdmin);
-  const std::string detail = "euid " + std::to_string(geteuid()) + ", CAP_BPF " + (has(kCapBpf) ? "yes" : "no") +
-                             ", CAP_PERFMON " + (has(kCapPerfmon) ? "yes" : "no") + ", CAP_SYS_ADMIN " +
-                             (has(kCapSysAdmin) ? "yes" : "no");
-  if (can_bpf)
-    report.Pass("privileges", detail);
-  else
-    report.Fail("privileges", detail + ": migwatch needs root, or CAP_BPF and CAP_PERFMON "
-                                       "(CAP_SYS_ADMIN on kernels before 5.8)");
-  return can_bpf;
-}
 
 // The probe table, then what fentry, the only optional attach mode, gives.
 void ReportProbes(Report& report, const std::vector<ProbeStatus>& status) {
@@ -153,6 +105,23 @@ std::optional<uint64_t> KernelMigrationsOfThisProcess() {
   return sum;
 }
 
+// The kernel's count of this process and migwatch's, read between two
+// readings of the kernel's that agree: a move the kernel makes while they
+// are read (the last stopper run of a pin completing, say) is then in both
+// or in neither.
+std::pair<std::optional<uint64_t>, std::optional<ProcessEntry>> StableReading(Session& session) {
+  std::optional<uint64_t> kernel = KernelMigrationsOfThisProcess();
+  std::optional<ProcessEntry> counted;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    counted = session.ReadProcess(getpid());
+    const auto again = KernelMigrationsOfThisProcess();
+    if (again == kernel) break;
+    kernel = again;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return {kernel, counted};
+}
+
 // Flips a spinning thread of this process between two CPUs while it runs,
 // so that every flip needs the stopper, and compares this process's counts
 // with the kernel's own (no thread starts or ends meanwhile).
@@ -169,17 +138,16 @@ void CheckStorm(Report& report, Session& session, uint32_t flips) {
   // Pinned too, this thread cannot move between the readings below.
   workload::PinThread(workload::CurrentTid(), b);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const auto kernel_before = KernelMigrationsOfThisProcess();
+  const auto [kernel_before, read_before] = StableReading(session);
   // None before its first migration: zero.
-  const ProcessEntry before = session.ReadProcess(getpid()).value_or(ProcessEntry{});
+  const ProcessEntry before = read_before.value_or(ProcessEntry{});
   const auto start = std::chrono::steady_clock::now();
   const uint64_t done =
       workload::FlipAffinity(tid, a, b, flips, [](int cpu) { workload::PinThread(workload::CurrentTid(), cpu); });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   // Pinned to one CPU, the main thread no longer moves; the spinner stays
   // pinned too.
-  const auto read_after = session.ReadProcess(getpid());
-  const auto kernel_after = KernelMigrationsOfThisProcess();
+  const auto [kernel_after, read_after] = StableReading(session);
   if (!kernel_before || !kernel_after) {
     report.Fail("storm", "cannot read se.nr_migrations from /proc/self/task/*/sched");
     return;
@@ -215,9 +183,17 @@ void CheckStorm(Report& report, Session& session, uint32_t flips) {
 int RunCheck(const CheckOptions& options) {
   Report report;
   std::printf("migwatch check (%s)\n\n", VersionString().c_str());
-  CheckKernel(report);
-  CheckBtf(report);
-  if (!CheckPrivileges(report)) return report.Finish("BPF programs cannot be loaded without these privileges");
+  bool can_load = true;
+  for (const auto& item : RunPreflight()) {
+    if (item.status == PreflightStatus::kPass)
+      report.Pass(item.what, item.detail);
+    else if (item.status == PreflightStatus::kWarn)
+      report.Warn(item.what, item.detail);
+    else
+      report.Fail(item.what, item.detail);
+    can_load = can_load && item.status != PreflightStatus::kFail;
+  }
+  if (!can_load) return report.Finish("the BPF programs cannot be loaded");
 
   // The daemon's own loading path. Its per-probe log lines would interleave
   // with the report; the table says the same.

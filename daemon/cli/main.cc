@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "migwatch/cli/commands.h"
+#include "migwatch/cli/process.h"
 #include "migwatch/cli/logging.h"
 #include "migwatch/export/web/quote.h"
 

@@ -1,5 +1,4 @@
 // The daemon: load the probes, serve /metrics, keep attribution current.
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
@@ -15,8 +14,10 @@
 #include <vector>
 
 #include "migwatch/cli/commands.h"
+#include "migwatch/cli/process.h"
 #include "migwatch/kernel/kernel_info.h"
 #include "migwatch/export/metrics.h"
+#include "migwatch/kernel/preflight.h"
 #include "migwatch/kernel/privileges.h"
 #include "migwatch/model/session.h"
 #include "migwatch/cli/version.h"
@@ -27,23 +28,6 @@
 
 namespace migwatch {
 namespace {
-
-std::atomic<bool> g_stop{false};
-
-void OnStopSignal(int) { g_stop.store(true); }
-
-// Every program reads kernel structures through CO-RE relocations, which
-// libbpf resolves against the kernel's BTF (the same places searched as
-// here): without it nothing loads, in any mode.
-std::optional<std::string> MissingKernelBtf() {
-  // libbpf would print its own warning on stderr: the error below says it.
-  libbpf_print_fn_t print = libbpf_set_print(nullptr);
-  std::unique_ptr<btf, decltype(&btf__free)> vmlinux(btf__load_vmlinux_btf(), btf__free);
-  libbpf_set_print(print);
-  if (vmlinux) return std::nullopt;
-  return "the kernel has no BTF (/sys/kernel/btf/vmlinux, from CONFIG_DEBUG_INFO_BTF=y): the BPF programs cannot "
-         "be relocated to this kernel's structures";
-}
 
 // Blocks SIGINT and SIGTERM in the calling thread while it lives. Threads
 // started meanwhile keep them blocked, so the signals reach the main loop's
@@ -66,22 +50,6 @@ class StopSignalsBlocked {
 
 }  // namespace
 
-bool StopRequested() { return g_stop.load(); }
-
-void InstallStopHandlers() {
-  struct sigaction sa {};
-  sa.sa_handler = OnStopSignal;
-  sigemptyset(&sa.sa_mask);
-  // No SA_RESTART: blocking waits return EINTR so the loops see the flag.
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-std::string VersionString() {
-  return std::string("migwatch ") + kMigwatchVersion + " (revision " + kMigwatchRevision + ", libbpf " +
-         libbpf_version_string() + ")";
-}
-
 int RunServe(const ServeOptions& options) {
   // Everything that can be wrong with the input is checked before the
   // probes are loaded, so that a bad flag never leaves programs behind.
@@ -98,9 +66,9 @@ int RunServe(const ServeOptions& options) {
   web.landing_page = {"migwatch", std::string(kMigwatchVersion) + " (revision " + kMigwatchRevision + ")",
                       "Task migrations and migration/N stopper cost, per CPU, reason, requester, process and VM."};
 
-  for (auto missing : {MissingLoadPrivileges(), MissingKernelBtf()}) {
-    if (missing) {
-      spdlog::error("{}", *missing);
+  for (const auto& item : RunPreflight()) {
+    if (item.status == PreflightStatus::kFail) {
+      spdlog::error("{}", item.detail);
       return 1;
     }
   }
@@ -166,8 +134,6 @@ int RunServe(const ServeOptions& options) {
   spdlog::info("shutting down");
   // The server goes first: no scrape may read probes that are being freed.
   server.reset();
-  // Detaching takes the kernel a grace period per syscall tracepoint link:
-  // most of the time the shutdown takes, and longer on a busy host.
   spdlog::info("stopped serving; detaching the probes");
   session.reset();
   return 0;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "migwatch/cli/commands.h"
+#include "migwatch/cli/process.h"
 #include "migwatch/model/labels.h"
 #include "migwatch/model/session.h"
 #include "migwatch/kernel/maps.h"

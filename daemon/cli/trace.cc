@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "migwatch/cli/commands.h"
+#include "migwatch/cli/process.h"
 #include "migwatch/model/labels.h"
 #include "migwatch/model/session.h"
 #include "migwatch/kernel/maps.h"

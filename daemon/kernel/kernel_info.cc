@@ -67,35 +67,6 @@ CpuTopology ReadCpuTopology(const std::string& sysfs_root) {
   return topo;
 }
 
-std::optional<uint64_t> KallsymsAddress(std::string_view symbol) {
-  std::ifstream in("/proc/kallsyms");
-  std::string line;
-  while (std::getline(in, line)) {
-    // "ffffffff81234560 t watchdog_timer_fn" (+ "\t[module]" for modules)
-    size_t sp1 = line.find(' ');
-    if (sp1 == std::string::npos || sp1 + 3 > line.size()) continue;
-    std::string_view name = std::string_view(line).substr(sp1 + 3);
-    if (size_t tab = name.find('\t'); tab != std::string_view::npos) name = name.substr(0, tab);
-    if (name != symbol) continue;
-    uint64_t addr = 0;
-    auto [end, ec] = std::from_chars(line.data(), line.data() + sp1, addr, 16);
-    if (ec != std::errc() || addr == 0) return std::nullopt;
-    return addr;
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> EnsureTracefs(std::string* error) {
-  for (const char* path : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
-    struct stat st;
-    if (stat((std::string(path) + "/events").c_str(), &st) == 0) return std::string(path);
-  }
-  if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, nullptr) == 0) return "/sys/kernel/tracing";
-  *error = std::string("tracefs is not mounted and mounting it at /sys/kernel/tracing failed: ") +
-           std::strerror(errno);
-  return std::nullopt;
-}
-
 std::string KernelRelease() {
   struct utsname u;
   if (uname(&u) != 0) return "unknown";

@@ -23,19 +23,6 @@ bool ApplyOnly(int cap, bool effective) {
 
 }  // namespace
 
-std::optional<std::string> MissingLoadPrivileges() {
-  if (capng_get_caps_process() != 0) return "cannot read this process's capabilities";
-  auto has = [](unsigned cap) { return capng_have_capability(CAPNG_EFFECTIVE, cap) != 0; };
-  // Tracing programs need both CAP_BPF and CAP_PERFMON; kernels before 5.8
-  // know neither and ask for CAP_SYS_ADMIN, which also stands for both later.
-  if ((has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN)) return std::nullopt;
-  std::string missing;
-  for (auto [cap, name] : {std::pair{CAP_BPF, "CAP_BPF"}, std::pair{CAP_PERFMON, "CAP_PERFMON"}})
-    if (!has(cap)) missing += std::string(missing.empty() ? "" : " and ") + name;
-  return "loading the BPF programs needs root, or CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8); "
-         "this process lacks " + missing;
-}
-
 CapabilityDrop DropCapabilities(int bpf_map_fd) {
   CapabilityDrop result;
   auto fail = [&](const char* what) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "migwatch/cli/commands.h"
+#include "migwatch/cli/process.h"
 
 int MigwatchMain(int argc, char** argv);
 

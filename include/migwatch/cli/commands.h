@@ -49,12 +49,4 @@ int RunTop(const TopOptions& options);
 int RunTrace(const TraceOptions& options);
 int RunCheck(const CheckOptions& options);
 
-/// The version string `--version` prints.
-std::string VersionString();
-
-/// Set by SIGINT/SIGTERM; every long-running command polls it.
-bool StopRequested();
-/// Installs the SIGINT/SIGTERM handlers behind StopRequested().
-void InstallStopHandlers();
-
 }  // namespace migwatch

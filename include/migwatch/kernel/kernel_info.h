@@ -23,15 +23,6 @@ CpuTopology ReadCpuTopology(const std::string& sysfs_root = "/sys");
 /// malformed input.
 std::optional<std::vector<unsigned>> ParseCpuList(std::string_view list);
 
-/// Address of a text symbol from /proc/kallsyms, or nullopt if absent or
-/// hidden (kptr_restrict shows zeros to readers without CAP_SYSLOG).
-std::optional<uint64_t> KallsymsAddress(std::string_view symbol);
-
-/// Mount point of tracefs, mounting it at /sys/kernel/tracing if no tracefs
-/// is mounted. Classic tracepoints are attached by the id tracefs shows.
-/// Returns nullopt and sets `error` if it is not there and cannot be mounted.
-std::optional<std::string> EnsureTracefs(std::string* error);
-
 /// "6.18.44-..." from uname(2).
 std::string KernelRelease();
 

@@ -6,11 +6,6 @@
 
 namespace migwatch {
 
-/// Why this process cannot load the BPF programs, from its effective
-/// capabilities alone (the kernel asks for the same ones whatever
-/// kernel.unprivileged_bpf_disabled says); nullopt if it can.
-std::optional<std::string> MissingLoadPrivileges();
-
 /// What DropCapabilities left the process with.
 struct CapabilityDrop {
   bool ok = false;
