@@ -9,7 +9,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
+#include <string_view>
 
+#include "migwatch/export/catalogue.h"
 #include "migwatch/model/labels.h"
 #include "migwatch/kernel/proc/stat.h"
 #include "migwatch/model/session.h"
@@ -20,21 +23,25 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-using Labels = std::vector<ClientMetric::Label>;
+using LabelValues = std::vector<std::string>;
 
 constexpr double kNsPerSecond = 1e9;
 
-// One family under construction.
+// One family under construction, as its catalogue entry says: series give
+// their label values in the order of the entry's label names.
 class Family {
  public:
-  Family(std::string name, std::string help, MetricType type) {
-    family_.name = std::move(name);
-    family_.help = std::move(help);
-    family_.type = type;
+  explicit Family(std::string_view name) : spec_(Spec(name)) {
+    family_.name = std::string(spec_.name);
+    family_.help = std::string(spec_.help);
+    family_.type = spec_.type;
   }
-  Family& Add(Labels labels, double value) {
+  Family& Add(const std::vector<std::string>& values, double value) {
+    if (values.size() != spec_.labels.size())
+      throw std::logic_error(family_.name + ": " + std::to_string(values.size()) + " label values for " +
+                             std::to_string(spec_.labels.size()) + " labels");
     ClientMetric m;
-    m.label = std::move(labels);
+    for (size_t i = 0; i < values.size(); ++i) m.label.push_back({std::string(spec_.labels[i]), values[i]});
     if (family_.type == MetricType::Counter)
       m.counter.value = value;
     else
@@ -45,170 +52,128 @@ class Family {
   MetricFamily Take() { return std::move(family_); }
 
  private:
+  const MetricSpec& spec_;
   MetricFamily family_;
 };
 
 void AddCounterFamilies(const CounterSnapshot& s, std::vector<MetricFamily>* out) {
-  Family reasons("migwatch_migrations_total", "Task migrations between CPUs, by the path that moved the task.",
-                 MetricType::Counter);
+  Family reasons("migwatch_migrations_total");
   for (int r = 0; r < MW_REASON_COUNT; ++r)
-    reasons.Add({{"reason", std::string(ReasonName(r))}}, s.host.migrations[r]);
+    reasons.Add({std::string(ReasonName(r))}, s.host.migrations[r]);
   out->push_back(reasons.Take());
 
-  Family cpus("migwatch_cpu_migrations_total", "Task migrations into and out of each CPU.", MetricType::Counter);
+  Family cpus("migwatch_cpu_migrations_total");
   for (size_t cpu = 0; cpu < s.cpu_moves.size(); ++cpu) {
-    cpus.Add({{"cpu", std::to_string(cpu)}, {"direction", "in"}}, s.cpu_moves[cpu].in);
-    cpus.Add({{"cpu", std::to_string(cpu)}, {"direction", "out"}}, s.cpu_moves[cpu].out);
+    cpus.Add({std::to_string(cpu), "in"}, s.cpu_moves[cpu].in);
+    cpus.Add({std::to_string(cpu), "out"}, s.cpu_moves[cpu].out);
   }
   out->push_back(cpus.Take());
 
-  Family nodes("migwatch_node_migrations_total", "Task migrations between NUMA nodes (equal nodes: within a node).",
-               MetricType::Counter);
+  Family nodes("migwatch_node_migrations_total");
   for (unsigned from = 0; from < s.nr_nodes; ++from)
     for (unsigned to = 0; to < s.nr_nodes; ++to)
-      nodes.Add({{"from_node", std::to_string(from)}, {"to_node", std::to_string(to)}},
+      nodes.Add({std::to_string(from), std::to_string(to)},
                 s.node_moves[from * s.nr_nodes + to]);
   out->push_back(nodes.Take());
 
-  Family stopper_cpu("migwatch_stopper_cpu_seconds_total",
-                     "On-CPU time of each CPU's migration/N stopper thread, as the scheduler accounts it.",
-                     MetricType::Counter);
-  Family stopper_runs("migwatch_stopper_runs_total", "On-CPU intervals of each CPU's migration/N stopper thread.",
-                      MetricType::Counter);
+  Family stopper_cpu("migwatch_stopper_cpu_seconds_total");
+  Family stopper_runs("migwatch_stopper_runs_total");
   for (size_t cpu = 0; cpu < s.cpus.size(); ++cpu) {
-    stopper_cpu.Add({{"cpu", std::to_string(cpu)}}, s.cpus[cpu].stopper_run_ns / kNsPerSecond);
-    stopper_runs.Add({{"cpu", std::to_string(cpu)}}, s.cpus[cpu].stopper_runs);
+    stopper_cpu.Add({std::to_string(cpu)}, s.cpus[cpu].stopper_run_ns / kNsPerSecond);
+    stopper_runs.Add({std::to_string(cpu)}, s.cpus[cpu].stopper_runs);
   }
   out->push_back(stopper_cpu.Take());
   out->push_back(stopper_runs.Take());
 
-  Family work_seconds("migwatch_stopper_work_seconds_total",
-                      "Stopper thread on-CPU time, by the work it ran.", MetricType::Counter);
-  Family work_count("migwatch_stopper_work_runs_total", "Stopper thread on-CPU intervals, by the work it ran.",
-                    MetricType::Counter);
+  Family work_seconds("migwatch_stopper_work_seconds_total");
+  Family work_count("migwatch_stopper_work_runs_total");
   for (int w = MW_WORK_NONE + 1; w < MW_WORK_COUNT; ++w) {
-    work_seconds.Add({{"work", std::string(WorkName(w))}}, s.host.stopper_work_ns[w] / kNsPerSecond);
-    work_count.Add({{"work", std::string(WorkName(w))}}, s.host.stopper_work_runs[w]);
+    work_seconds.Add({std::string(WorkName(w))}, s.host.stopper_work_ns[w] / kNsPerSecond);
+    work_count.Add({std::string(WorkName(w))}, s.host.stopper_work_runs[w]);
   }
   out->push_back(work_seconds.Take());
   out->push_back(work_count.Take());
 
-  Family drops("migwatch_events_dropped_total",
-               "Detail records that could not be kept (counts are never dropped), by where.", MetricType::Counter);
-  for (int d = 0; d < MW_DROP_COUNT; ++d) drops.Add({{"buffer", std::string(DropName(d))}}, s.host.drops[d]);
+  Family drops("migwatch_events_dropped_total");
+  for (int d = 0; d < MW_DROP_COUNT; ++d) drops.Add({std::string(DropName(d))}, s.host.drops[d]);
   out->push_back(drops.Take());
 
-  out->push_back(Family("migwatch_same_cpu_migrate_events_total",
-                        "sched_migrate_task events whose source CPU equals the destination (not migrations).",
-                        MetricType::Counter)
+  out->push_back(Family("migwatch_same_cpu_migrate_events_total")
                      .Add({}, s.host.same_cpu_events)
                      .Take());
 }
 
 void AddMissFamilies(const std::vector<ProgramMisses>& misses, std::vector<MetricFamily>* out) {
-  Family family("migwatch_bpf_program_misses_total",
-                "Events a BPF program was not run for because it was already running on that CPU "
-                "(the kernel's recursion_misses; 0 where the kernel does not report them).",
-                MetricType::Counter);
-  for (const auto& m : misses) family.Add({{"program", m.program}}, m.misses);
+  Family family("migwatch_bpf_program_misses_total");
+  for (const auto& m : misses) family.Add({m.program}, m.misses);
   out->push_back(family.Take());
 }
 
+// One series per name and reason with a count (process, VM).
+MetricFamily ByNameAndReason(std::string_view family, const std::map<std::string, ReasonCounts>& counts) {
+  Family f(family);
+  for (const auto& [name, by_reason] : counts)
+    for (int r = 0; r < MW_REASON_COUNT; ++r)
+      if (by_reason[r]) f.Add({name, std::string(ReasonName(r))}, by_reason[r]);
+  return f.Take();
+}
+
+// One series per name, the value times `scale`; zeros left out with
+// `skip_zero` (a label whose only growth was elsewhere).
+template <typename V>
+MetricFamily ByName(std::string_view family, const std::map<std::string, V>& values, double scale, bool skip_zero) {
+  Family f(family);
+  for (const auto& [name, value] : values)
+    if (value || !skip_zero) f.Add({name}, value * scale);
+  return f.Take();
+}
+
 void AddAttributionFamilies(const AttributionTotals& t, std::vector<MetricFamily>* out) {
-  Family processes("migwatch_process_migrations_total",
-                   "Task migrations by process (thread-group leader comm) and reason.", MetricType::Counter);
-  for (const auto& [name, counts] : t.process_migrations)
-    for (int r = 0; r < MW_REASON_COUNT; ++r)
-      if (counts[r]) processes.Add({{"process", name}, {"reason", std::string(ReasonName(r))}}, counts[r]);
-  out->push_back(processes.Take());
+  constexpr double kSeconds = 1 / kNsPerSecond;
+  out->push_back(ByNameAndReason("migwatch_process_migrations_total", t.process_migrations));
+  out->push_back(ByName("migwatch_process_stopper_cpu_seconds_total", t.process_stopper_ns, kSeconds, true));
+  out->push_back(ByName("migwatch_stopper_requester_seconds_total", t.requester_stopper_ns, kSeconds, false));
+  out->push_back(ByName("migwatch_stopper_requester_runs_total", t.requester_stopper_runs, 1, false));
+  out->push_back(ByName("migwatch_affinity_changes_total", t.affinity_changes, 1, true));
+  out->push_back(ByNameAndReason("migwatch_vm_migrations_total", t.vm_migrations));
+  out->push_back(ByName("migwatch_vm_stopper_cpu_seconds_total", t.vm_stopper_ns, kSeconds, false));
 
-  Family process_stopper("migwatch_process_stopper_cpu_seconds_total",
-                         "Stopper thread on-CPU time spent moving a process's threads.", MetricType::Counter);
-  for (const auto& [name, ns] : t.process_stopper_ns)
-    if (ns) process_stopper.Add({{"process", name}}, ns / kNsPerSecond);
-  out->push_back(process_stopper.Take());
-
-  Family requester_seconds("migwatch_stopper_requester_seconds_total",
-                           "Stopper thread on-CPU time, by the process that queued the work "
-                           "(kernel: queued from interrupt context).",
-                           MetricType::Counter);
-  for (const auto& [name, ns] : t.requester_stopper_ns) requester_seconds.Add({{"requester", name}}, ns / kNsPerSecond);
-  out->push_back(requester_seconds.Take());
-
-  Family requester_runs("migwatch_stopper_requester_runs_total",
-                        "Stopper thread on-CPU intervals, by the process that queued the work.", MetricType::Counter);
-  for (const auto& [name, runs] : t.requester_stopper_runs) requester_runs.Add({{"requester", name}}, runs);
-  out->push_back(requester_runs.Take());
-
-  Family affinity("migwatch_affinity_changes_total",
-                  "Affinity changes (sched_setaffinity, cpuset writes) that forced a running or queued task off "
-                  "its CPU, by the process that made them.",
-                  MetricType::Counter);
-  for (const auto& [name, n] : t.affinity_changes)
-    if (n) affinity.Add({{"requester", name}}, n);
-  out->push_back(affinity.Take());
-
-  Family vms("migwatch_vm_migrations_total", "Task migrations of QEMU processes' threads, by VM and reason.",
-             MetricType::Counter);
-  for (const auto& [vm, counts] : t.vm_migrations)
-    for (int r = 0; r < MW_REASON_COUNT; ++r)
-      if (counts[r]) vms.Add({{"vm", vm}, {"reason", std::string(ReasonName(r))}}, counts[r]);
-  out->push_back(vms.Take());
-
-  Family vm_stopper("migwatch_vm_stopper_cpu_seconds_total",
-                    "Stopper thread on-CPU time spent moving a VM's threads.", MetricType::Counter);
-  for (const auto& [vm, ns] : t.vm_stopper_ns) vm_stopper.Add({{"vm", vm}}, ns / kNsPerSecond);
-  out->push_back(vm_stopper.Take());
-
-  out->push_back(Family("migwatch_label_values_folded_total",
-                        "Distinct label values folded into \"other\" because the label cap was reached.",
-                        MetricType::Counter)
-                     .Add({{"label", "process"}}, t.folded_processes)
-                     .Add({{"label", "requester"}}, t.folded_requesters)
-                     .Add({{"label", "vm"}}, t.folded_vms)
+  out->push_back(Family("migwatch_label_values_folded_total")
+                     .Add({"process"}, t.folded_processes)
+                     .Add({"requester"}, t.folded_requesters)
+                     .Add({"vm"}, t.folded_vms)
                      .Take());
 }
 
 void AddQemuFamilies(const QemuState& q, std::vector<MetricFamily>* out) {
-  Family active("migwatch_qemu_migration_active",
-                "1 while a QEMU live migration's threads exist for this VM and side, 0 after it ended.",
-                MetricType::Gauge);
-  Family start("migwatch_qemu_migration_start_time_seconds",
-               "Unix time the running QEMU live migration's first thread appeared.", MetricType::Gauge);
+  Family active("migwatch_qemu_migration_active");
+  Family start("migwatch_qemu_migration_start_time_seconds");
   for (const auto& side : q.sides) {
-    Labels labels{{"vm", side.vm}, {"side", std::string(MigrationSideName(side.side))}};
+    LabelValues labels{side.vm, std::string(MigrationSideName(side.side))};
     active.Add(labels, side.active ? 1 : 0);
     if (side.active) start.Add(labels, side.start_time_seconds);
   }
-  Family cpu("migwatch_qemu_migration_thread_cpu_seconds_total",
-             "CPU time of QEMU live migration threads, by VM and thread name (channel numbers removed).",
-             MetricType::Counter);
-  Family moves("migwatch_qemu_migration_thread_migrations_total",
-               "CPU migrations of QEMU live migration threads, by VM and thread name.", MetricType::Counter);
+  Family cpu("migwatch_qemu_migration_thread_cpu_seconds_total");
+  Family moves("migwatch_qemu_migration_thread_migrations_total");
   for (const auto& t : q.threads) {
-    cpu.Add({{"vm", t.vm}, {"thread", t.thread}}, t.runtime_ns / kNsPerSecond);
-    moves.Add({{"vm", t.vm}, {"thread", t.thread}}, t.migrations);
+    cpu.Add({t.vm, t.thread}, t.runtime_ns / kNsPerSecond);
+    moves.Add({t.vm, t.thread}, t.migrations);
   }
   for (auto* f : {&active, &start, &cpu, &moves}) out->push_back(f->Take());
 }
 
 void AddInfoFamilies(const Probes& probes, const BuildInfo& build, std::vector<MetricFamily>* out) {
-  Family attached("migwatch_probe_attached",
-                  "1 if the probe is attached in this mode, 0 if it could not be attached in any mode.",
-                  MetricType::Gauge);
+  Family attached("migwatch_probe_attached");
   for (const auto& p : probes.status())
-    attached.Add({{"probe", p.name}, {"mode", ProbeModeName(p.mode)}, {"required", p.required ? "true" : "false"}},
+    attached.Add({p.name, ProbeModeName(p.mode), p.required ? "true" : "false"},
                  p.mode == MW_MODE_NONE ? 0 : 1);
   out->push_back(attached.Take());
 
-  out->push_back(Family("migwatch_build_info", "Build and runtime versions; the value is 1.", MetricType::Gauge)
-                     .Add({{"version", build.version},
-                           {"revision", build.revision},
-                           {"libbpf_version", build.libbpf_version},
-                           {"kernel", build.kernel}},
+  out->push_back(Family("migwatch_build_info")
+                     .Add({build.version, build.revision, build.libbpf_version, build.kernel},
                           1)
                      .Take());
-  out->push_back(Family("migwatch_online_cpus", "CPUs online now.", MetricType::Gauge)
+  out->push_back(Family("migwatch_online_cpus")
                      .Add({}, static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN)))
                      .Take());
 }
@@ -231,8 +196,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     AddInfoFamilies(session_.probes(), build_, &out);
     for (auto& f : CollectSelfProcess()) out.push_back(std::move(f));
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    out.push_back(Family("migwatch_collect_duration_seconds", "Time the last collection of these metrics took.",
-                         MetricType::Gauge)
+    out.push_back(Family("migwatch_collect_duration_seconds")
                       .Add({}, seconds)
                       .Take());
   } catch (const std::exception& e) {
@@ -247,11 +211,10 @@ std::vector<MetricFamily> CollectSelfProcess() {
   const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
   auto stat = ReadProcessStat(getpid());
   if (stat) {
-    out.push_back(Family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-                         MetricType::Counter)
+    out.push_back(Family("process_cpu_seconds_total")
                       .Add({}, (stat->utime_ticks + stat->stime_ticks) / ticks)
                       .Take());
-    out.push_back(Family("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge)
+    out.push_back(Family("process_resident_memory_bytes")
                       .Add({}, stat->rss_pages * page)
                       .Take());
     // Boot time plus the start time in ticks since boot.
@@ -260,8 +223,7 @@ std::vector<MetricFamily> CollectSelfProcess() {
     double btime = 0;
     while (proc_stat >> key)
       if (key == "btime" && proc_stat >> btime) break;
-    out.push_back(Family("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
-                         MetricType::Gauge)
+    out.push_back(Family("process_start_time_seconds")
                       .Add({}, btime + stat->starttime_ticks / ticks)
                       .Take());
   }
@@ -270,10 +232,10 @@ std::vector<MetricFamily> CollectSelfProcess() {
   for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec); !ec && it != std::filesystem::directory_iterator();
        it.increment(ec))
     ++fds;
-  out.push_back(Family("process_open_fds", "Number of open file descriptors.", MetricType::Gauge).Add({}, fds).Take());
+  out.push_back(Family("process_open_fds").Add({}, fds).Take());
   struct rlimit lim;
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0)
-    out.push_back(Family("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge)
+    out.push_back(Family("process_max_fds")
                       .Add({}, static_cast<double>(lim.rlim_cur))
                       .Take());
   return out;
