@@ -15,6 +15,22 @@
 
 #include "migwatch/abi.h"
 
+/* A BTF-defined map of BPF_MAP_TYPE_<kind>: one line a map. Sizes of 1 are
+ * set by user space before load (possible CPUs, node pairs). */
+#define MW_MAP(name, kind, entries, key_type, value_type) \
+	struct {                                           \
+		__uint(type, BPF_MAP_TYPE_##kind);         \
+		__uint(max_entries, entries);              \
+		__type(key, key_type);                     \
+		__type(value, value_type);                 \
+	} name SEC(".maps")
+
+#define MW_RINGBUF(name, bytes)                    \
+	struct {                                   \
+		__uint(type, BPF_MAP_TYPE_RINGBUF); \
+		__uint(max_entries, bytes);        \
+	} name SEC(".maps")
+
 /*
  * Where things live matters for the cost of an event. Global variables
  * (.rodata, .bss) and per-CPU map values sit in vmalloc'd memory, where each
@@ -36,60 +52,29 @@ const volatile __s64 preempt_count_from_rq = 0;
 const volatile __u32 count_wakeups = 0;
 
 /* What user space switches while the programs run (abi.h). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct mw_settings);
-} settings SEC(".maps");
+MW_MAP(settings, ARRAY, 1, __u32, struct mw_settings);
 
 /* NUMA node of each CPU; resized to the possible CPUs at load, filled by
  * user space; read only where settings.nr_nodes > 1. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} cpu_nodes SEC(".maps");
+MW_MAP(cpu_nodes, ARRAY, 1, __u32, __u32);
 
 /* ---- Counters read by user space ---------------------------------------- */
 
 /* Indexed by CPU; resized to the possible CPUs at load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct mw_cpu_moves);
-} cpu_moves SEC(".maps");
+MW_MAP(cpu_moves, PERCPU_ARRAY, 1, __u32, struct mw_cpu_moves);
 
 /* Indexed by from_node * nr_nodes + to_node; resized to nr_nodes^2 at load.
  * Not touched on single-node hosts. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} node_moves SEC(".maps");
+MW_MAP(node_moves, PERCPU_ARRAY, 1, __u32, __u64);
 
 /* Not LRU: an entry leaves only when user space has taken its final counts.
  * User space inserts the MW_OVERFLOW_TGID key before attaching, so a full
  * map still counts. Resized at load (--bpf.max-processes). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct mw_process_key);
-	__type(value, struct mw_process_stats);
-} process_stats SEC(".maps");
+MW_MAP(process_stats, HASH, 4096, struct mw_process_key, struct mw_process_stats);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
-} trace_events SEC(".maps");
+MW_RINGBUF(trace_events, 1 << 22);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 16);
-} task_events SEC(".maps");
+MW_RINGBUF(task_events, 1 << 16);
 
 /* Threads between their exit (sched_process_exit, where their
  * se.nr_migrations went into exited_migrations) and their last switch (as
@@ -102,20 +87,10 @@ struct thread_key {
 	__u64 start_ns;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct thread_key);
-	__type(value, struct mw_process_key);
-} exiting_threads SEC(".maps");
+MW_MAP(exiting_threads, HASH, 8192, struct thread_key, struct mw_process_key);
 
 /* tids whose exit user space wants to hear about (QEMU migration threads). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u8);
-} watched_tids SEC(".maps");
+MW_MAP(watched_tids, HASH, 1024, __u32, __u8);
 
 /* ---- State of the programs ------------------------------------------------ */
 
@@ -149,12 +124,7 @@ struct cpu_slot {
 	struct cpu_state state;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct cpu_slot);
-} cpus SEC(".maps");
+MW_MAP(cpus, PERCPU_ARRAY, 1, __u32, struct cpu_slot);
 
 /* Who woke a CPU's stopper and in what context. Indexed by the stopper's CPU
  * and written by the waker's CPU, hence a shared array; the stopper sleeps
@@ -172,20 +142,10 @@ struct stopper_request {
 	__u32 numa_tids[2]; /* tasks a NUMA request moves */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct stopper_request);
-} stopper_requests SEC(".maps");
+MW_MAP(stopper_requests, ARRAY, 1, __u32, struct stopper_request);
 
 /* Per CPU: time of its last teardown step (ns), 0 once it comes back up. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} cpu_teardown SEC(".maps");
+MW_MAP(cpu_teardown, ARRAY, 1, __u32, __u64);
 
 /* Time of the last teardown step of any CPU (ns; 0: none lately): the
  * stop_machine() of a teardown wakes every CPU's stopper, not only the

@@ -33,133 +33,47 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/*
+ * MW_TWINS(hook, handler call, hook arguments...) defines both programs of
+ * a tracepoint: <hook>_btf in SEC("tp_btf/<hook>") and <hook>_raw in
+ * SEC("raw_tp/<hook>"), each calling the handler with `btf` set to match.
+ * One line a hook, so that the two can never differ.
+ */
+#define MW_PROGRAM(section, name, btf_value, call, args...) \
+	SEC(section)                                          \
+	int BPF_PROG(name, args)                              \
+	{                                                     \
+		const bool btf = btf_value;                   \
+		(void)btf;                                    \
+		return call;                                  \
+	}
+#define MW_TWINS(hook, call, args...)                               \
+	MW_PROGRAM("tp_btf/" #hook, hook##_btf, true, call, args) \
+	MW_PROGRAM("raw_tp/" #hook, hook##_raw, false, call, args)
+
 /* ---- Migrations ------------------------------------------------------------ */
 
-SEC("tp_btf/sched_migrate_task")
-int BPF_PROG(sched_migrate_task_btf, struct task_struct *p, int dest_cpu)
-{
-	return handle_migrate(p, dest_cpu, true);
-}
-
-SEC("raw_tp/sched_migrate_task")
-int BPF_PROG(sched_migrate_task_raw, struct task_struct *p, int dest_cpu)
-{
-	return handle_migrate(p, dest_cpu, false);
-}
+MW_TWINS(sched_migrate_task, handle_migrate(p, dest_cpu, btf), struct task_struct *p, int dest_cpu)
 
 /* ---- Stopper threads -------------------------------------------------------- */
 
-SEC("tp_btf/sched_switch")
-int BPF_PROG(sched_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	return handle_switch(prev, next, true);
-}
-
-SEC("raw_tp/sched_switch")
-int BPF_PROG(sched_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	return handle_switch(prev, next, false);
-}
-
-SEC("tp_btf/sched_waking")
-int BPF_PROG(sched_waking_btf, struct task_struct *p)
-{
-	return handle_waking(p, true);
-}
-
-SEC("raw_tp/sched_waking")
-int BPF_PROG(sched_waking_raw, struct task_struct *p)
-{
-	return handle_waking(p, false);
-}
-
-SEC("tp_btf/cpuhp_enter")
-int BPF_PROG(cpuhp_enter_btf, unsigned int cpu, int target, int idx)
-{
-	return handle_cpuhp_enter(cpu, target, idx);
-}
-
-SEC("raw_tp/cpuhp_enter")
-int BPF_PROG(cpuhp_enter_raw, unsigned int cpu, int target, int idx)
-{
-	return handle_cpuhp_enter(cpu, target, idx);
-}
-
-SEC("tp_btf/sched_move_numa")
-int BPF_PROG(sched_move_numa_btf, struct task_struct *p)
-{
-	announce_numa(p, NULL, true);
-	return 0;
-}
-
-SEC("raw_tp/sched_move_numa")
-int BPF_PROG(sched_move_numa_raw, struct task_struct *p)
-{
-	announce_numa(p, NULL, false);
-	return 0;
-}
-
-SEC("tp_btf/sched_swap_numa")
-int BPF_PROG(sched_swap_numa_btf, struct task_struct *src, int src_cpu, struct task_struct *dst)
-{
-	announce_numa(src, dst, true);
-	return 0;
-}
-
-SEC("raw_tp/sched_swap_numa")
-int BPF_PROG(sched_swap_numa_raw, struct task_struct *src, int src_cpu, struct task_struct *dst)
-{
-	announce_numa(src, dst, false);
-	return 0;
-}
-
+MW_TWINS(sched_switch, handle_switch(prev, next, btf), bool preempt, struct task_struct *prev,
+	 struct task_struct *next)
+MW_TWINS(sched_waking, handle_waking(p, btf), struct task_struct *p)
+/* (cpuhp_enter reads no task: the same handler in both.) */
+MW_TWINS(cpuhp_enter, handle_cpuhp_enter(cpu, target, idx), unsigned int cpu, int target, int idx)
+MW_TWINS(sched_move_numa, announce_numa(p, NULL, btf), struct task_struct *p)
+MW_TWINS(sched_swap_numa, announce_numa(src, dst, btf), struct task_struct *src, int src_cpu,
+	 struct task_struct *dst)
 /* Only where the kernel's BTF hides preempt_count (5.10). */
-SEC("tp_btf/softirq_entry")
-int BPF_PROG(softirq_entry_btf, unsigned int vec) { return handle_softirq(vec, 1); }
-SEC("raw_tp/softirq_entry")
-int BPF_PROG(softirq_entry_raw, unsigned int vec) { return handle_softirq(vec, 1); }
-SEC("tp_btf/softirq_exit")
-int BPF_PROG(softirq_exit_btf, unsigned int vec) { return handle_softirq(vec, 0); }
-SEC("raw_tp/softirq_exit")
-int BPF_PROG(softirq_exit_raw, unsigned int vec) { return handle_softirq(vec, 0); }
+MW_TWINS(softirq_entry, handle_softirq(vec, 1), unsigned int vec)
+MW_TWINS(softirq_exit, handle_softirq(vec, 0), unsigned int vec)
 
 /* ---- Thread names, execs and exits, for naming in user space ------------- */
 
-SEC("tp_btf/task_rename")
-int BPF_PROG(task_rename_btf, struct task_struct *t, const char *comm)
-{
-	return handle_rename(t, comm, true);
-}
-
-SEC("raw_tp/task_rename")
-int BPF_PROG(task_rename_raw, struct task_struct *t, const char *comm)
-{
-	return handle_rename(t, comm, false);
-}
-
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(sched_process_exec_btf, struct task_struct *t)
-{
-	return handle_exec(t, true);
-}
-
-SEC("raw_tp/sched_process_exec")
-int BPF_PROG(sched_process_exec_raw, struct task_struct *t)
-{
-	return handle_exec(t, false);
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(sched_process_exit_btf, struct task_struct *t)
-{
-	return handle_exit(t, true);
-}
-
-SEC("raw_tp/sched_process_exit")
-int BPF_PROG(sched_process_exit_raw, struct task_struct *t)
-{
-	return handle_exit(t, false);
-}
+MW_TWINS(task_rename, handle_rename(t, comm, btf), struct task_struct *t, const char *comm)
+MW_TWINS(sched_process_exec, handle_exec(t, btf), struct task_struct *t)
+MW_TWINS(sched_process_exit, handle_exit(t, btf), struct task_struct *t)
 
 /* ---- fentry, where the kernel allows it: the stopper's work by name ------ */
 

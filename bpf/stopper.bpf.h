@@ -81,18 +81,19 @@ static __always_inline int handle_cpuhp_enter(unsigned int cpu, int target, int 
 
 /* sched_move_numa and sched_swap_numa fire in the task that then wakes the
  * stopper(s) on this CPU: remember which tasks its request moves. */
-static __always_inline void announce_numa(struct task_struct *a, struct task_struct *b, const bool btf)
+static __always_inline int announce_numa(struct task_struct *a, struct task_struct *b, const bool btf)
 {
 	struct cpu_slot *slot = this_cpu_slot();
 	struct cpu_state *st;
 
 	if (!slot)
-		return;
+		return 0;
 	st = &slot->state;
 	st->numa_requester = (__u32)bpf_get_current_pid_tgid();
 	st->numa_tids[0] = a ? MW_READ(btf, a, pid) : 0;
 	st->numa_tids[1] = b ? MW_READ(btf, b, pid) : 0;
 	st->numa_ns = bpf_ktime_get_ns();
+	return 0;
 }
 
 /* ---- Who woke a stopper ------------------------------------------------------ */

@@ -42,28 +42,34 @@ class StructuredFormatter : public spdlog::formatter {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count() % 1000;
     std::tm tm;
     gmtime_r(&t, &tm);
-    char ts[40];
+    char ts[64];
     snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
              tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-    auto level = spdlog::level::to_string_view(msg.level);
+    const auto level_name = spdlog::level::to_string_view(msg.level);
+    const std::string_view level(level_name.data(), level_name.size());
     std::string_view text(msg.payload.data(), msg.payload.size());
-    if (json_) {
-      dest.append(std::string_view("{\"ts\":\""));
-      dest.append(std::string_view(ts));
-      dest.append(std::string_view("\",\"level\":\""));
-      dest.append(level);
-      dest.append(std::string_view("\",\"msg\":"));
-      AppendQuoted(text, dest);
-      dest.append(std::string_view("}\n"));
-    } else {
-      dest.append(std::string_view("ts="));
-      dest.append(std::string_view(ts));
-      dest.append(std::string_view(" level="));
-      dest.append(level);
-      dest.append(std::string_view(" msg="));
-      AppendQuoted(text, dest);
-      dest.push_back('\n');
-    }
+    // The same three fields in either syntax: {"ts":"...",...} or ts=... ...
+    auto field = [&](std::string_view key, bool first) {
+      if (!first) dest.push_back(json_ ? ',' : ' ');
+      if (json_) dest.push_back('"');
+      dest.append(key);
+      dest.append(json_ ? std::string_view("\":") : std::string_view("="));
+    };
+    // Timestamp and level never need escaping; JSON still wants quotes.
+    auto bare = [&](std::string_view value) {
+      if (json_) dest.push_back('"');
+      dest.append(value);
+      if (json_) dest.push_back('"');
+    };
+    if (json_) dest.push_back('{');
+    field("ts", true);
+    bare(ts);
+    field("level", false);
+    bare(level);
+    field("msg", false);
+    AppendQuoted(text, dest);
+    if (json_) dest.push_back('}');
+    dest.push_back('\n');
   }
   std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<StructuredFormatter>(json_); }
 

@@ -121,22 +121,23 @@ QemuThread MigrationThread(MigrationSide side, std::string_view label) {
       .kind = QemuThreadKind::kMigration, .side = side, .migration_label = std::string(label)};
 }
 
-struct FixedName {
-  std::string_view comm;
+// A thread name, or the start of one, and the side of a migration it runs on.
+struct SidedName {
+  std::string_view name;
   MigrationSide side;
 };
 
 constexpr std::array kFixedNames = {
     // QEMU < 9.1
-    FixedName{"live_migration", MigrationSide::kSource},
-    FixedName{"return path", MigrationSide::kSource},
-    FixedName{"bg_snapshot", MigrationSide::kSource},
-    FixedName{"multifd-tls-han", MigrationSide::kSource},
-    FixedName{"fault-default", MigrationSide::kDestination},
-    FixedName{"fault-fast", MigrationSide::kDestination},
-    FixedName{"COLO incoming", MigrationSide::kDestination},
+    SidedName{"live_migration", MigrationSide::kSource},
+    SidedName{"return path", MigrationSide::kSource},
+    SidedName{"bg_snapshot", MigrationSide::kSource},
+    SidedName{"multifd-tls-han", MigrationSide::kSource},
+    SidedName{"fault-default", MigrationSide::kDestination},
+    SidedName{"fault-fast", MigrationSide::kDestination},
+    SidedName{"COLO incoming", MigrationSide::kDestination},
     // QEMU >= 9.1: the one name without a side in it
-    FixedName{"mig/snapshot", MigrationSide::kSource},
+    SidedName{"mig/snapshot", MigrationSide::kSource},
 };
 
 struct NumberedName {
@@ -152,15 +153,10 @@ constexpr std::array kNumberedNames = {
     NumberedName{"mig/src/recv", MigrationSide::kDestination, "mig/dst/recv"},
 };
 
-struct NamePrefix {
-  std::string_view prefix;
-  MigrationSide side;
-};
-
 constexpr std::array kNamePrefixes = {
-    NamePrefix{"postcopy/", MigrationSide::kDestination},
-    NamePrefix{"mig/src/", MigrationSide::kSource},
-    NamePrefix{"mig/dst/", MigrationSide::kDestination},
+    SidedName{"postcopy/", MigrationSide::kDestination},
+    SidedName{"mig/src/", MigrationSide::kSource},
+    SidedName{"mig/dst/", MigrationSide::kDestination},
 };
 
 }  // namespace
@@ -207,14 +203,14 @@ QemuThread ClassifyQemuThread(std::string_view comm) {
     vcpu.vcpu_index = *index;
     return vcpu;
   }
-  for (const FixedName& fixed : kFixedNames) {
-    if (comm == fixed.comm) return MigrationThread(fixed.side, fixed.comm);
+  for (const SidedName& fixed : kFixedNames) {
+    if (comm == fixed.name) return MigrationThread(fixed.side, fixed.name);
   }
   for (const NumberedName& numbered : kNumberedNames) {
     if (IsNumberedName(comm, numbered.stem)) return MigrationThread(numbered.side, numbered.label);
   }
-  for (const NamePrefix& prefix : kNamePrefixes) {
-    if (comm.size() > prefix.prefix.size() && comm.starts_with(prefix.prefix)) {
+  for (const SidedName& prefix : kNamePrefixes) {
+    if (comm.size() > prefix.name.size() && comm.starts_with(prefix.name)) {
       return MigrationThread(prefix.side, WithoutChannelNumber(comm));
     }
   }

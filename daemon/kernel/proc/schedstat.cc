@@ -27,15 +27,11 @@ std::optional<SchedStat> ParseSchedStat(std::string_view contents) {
 }
 
 std::optional<SchedStat> ReadProcessSchedStat(pid_t pid) {
-  const auto contents = ReadProcFile(parse_util::ProcessPath(pid, "schedstat"));
-  if (!contents) return std::nullopt;
-  return ParseSchedStat(*contents);
+  return ReadProcFileAs(parse_util::ProcessPath(pid, "schedstat"), ParseSchedStat);
 }
 
 std::optional<SchedStat> ReadTaskSchedStat(pid_t pid, pid_t tid) {
-  const auto contents = ReadProcFile(parse_util::TaskPath(pid, tid, "schedstat"));
-  if (!contents) return std::nullopt;
-  return ParseSchedStat(*contents);
+  return ReadProcFileAs(parse_util::TaskPath(pid, tid, "schedstat"), ParseSchedStat);
 }
 
 }  // namespace migwatch

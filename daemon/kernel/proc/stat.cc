@@ -79,15 +79,11 @@ std::optional<ProcStat> ParseStat(std::string_view contents) {
 }
 
 std::optional<ProcStat> ReadProcessStat(pid_t pid) {
-  const auto contents = ReadProcFile(parse_util::ProcessPath(pid, "stat"));
-  if (!contents) return std::nullopt;
-  return ParseStat(*contents);
+  return ReadProcFileAs(parse_util::ProcessPath(pid, "stat"), ParseStat);
 }
 
 std::optional<ProcStat> ReadTaskStat(pid_t pid, pid_t tid) {
-  const auto contents = ReadProcFile(parse_util::TaskPath(pid, tid, "stat"));
-  if (!contents) return std::nullopt;
-  return ParseStat(*contents);
+  return ReadProcFileAs(parse_util::TaskPath(pid, tid, "stat"), ParseStat);
 }
 
 std::optional<std::string> ReadTaskComm(pid_t pid, pid_t tid) {

@@ -19,4 +19,13 @@ inline constexpr std::size_t kMaxProcFileBytes = 4 * 1024 * 1024;
 /// is larger than kMaxProcFileBytes. Thread-safe.
 std::optional<std::string> ReadProcFile(const std::string& path);
 
+/// ReadProcFile, then `parse` (which returns a std::optional) on what was
+/// read: nullopt if either fails.
+template <typename Parse>
+auto ReadProcFileAs(const std::string& path, Parse parse) -> decltype(parse(std::string())) {
+  const auto contents = ReadProcFile(path);
+  if (!contents) return std::nullopt;
+  return parse(*contents);
+}
+
 }  // namespace migwatch
