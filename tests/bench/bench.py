@@ -966,10 +966,37 @@ def write_results(out: Path, results: dict) -> None:
     (out / "bench.md").write_text(markdown(results))
 
 
+TRACEFS = Path("/sys/kernel/tracing")
+
+
+def tracefs_in_private_namespace() -> None:
+    """bpftrace and perf read tracepoint formats from tracefs, which a fresh
+    machine has not mounted (migwatch itself does not need it). Mounted in a
+    mount namespace of this run's own, inherited by every tool it starts,
+    so that the machine is left as it was found."""
+    if (TRACEFS / "events").is_dir():
+        return
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    CLONE_NEWNS, MS_REC, MS_PRIVATE = 0x00020000, 0x4000, 0x40000
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise BenchError(f"unshare(CLONE_NEWNS): {os.strerror(ctypes.get_errno())}")
+    if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise BenchError(f"making / private in the new mount namespace: {os.strerror(ctypes.get_errno())}")
+    if libc.mount(b"nodev", bytes(TRACEFS), b"tracefs", 0, None) != 0:
+        raise BenchError(f"mounting tracefs on {TRACEFS}: {os.strerror(ctypes.get_errno())}")
+    log(f"tracefs mounted on {TRACEFS} for this run only (private mount namespace)")
+
+
 def main(argv: list[str]) -> int:
     arguments = parse_arguments(argv)
     if os.geteuid() != 0:
         log("needs root: it loads BPF programs and reads other processes' BPF statistics")
+        return 1
+    try:
+        tracefs_in_private_namespace()
+    except BenchError as error:
+        log(str(error))
         return 1
     for tool in ("bpftool", "bpftrace", "perf", "taskset"):
         if not shutil.which(tool):
