@@ -15,15 +15,18 @@ set(_migwatch_share "${CMAKE_INSTALL_DATADIR}/migwatch")
 install(FILES "${CMAKE_CURRENT_LIST_DIR}/systemd/migwatch.service" DESTINATION /lib/systemd/system)
 install(FILES "${CMAKE_CURRENT_LIST_DIR}/default/migwatch" DESTINATION /etc/default)
 
-# The generator and its settings go along with the rules, so that an
-# operator can write rules with other thresholds:
+# The rules, their generator and its settings come from monitoring/; the
+# generator keeps its installed name, so that an operator can write rules with
+# other thresholds:
 #   /usr/share/migwatch/prometheus/generate.py --set stopper_cpu_ratio=0.05 -o FILE
+set(_migwatch_monitoring "${_migwatch_source_dir}/monitoring")
 install(FILES
-  "${CMAKE_CURRENT_LIST_DIR}/prometheus/migwatch.rules.yml"
-  "${CMAKE_CURRENT_LIST_DIR}/prometheus/thresholds.json"
-  "${CMAKE_CURRENT_LIST_DIR}/prometheus/README.md"
+  "${_migwatch_monitoring}/migwatch.rules.yml"
+  "${_migwatch_monitoring}/thresholds.json"
+  "${_migwatch_monitoring}/README.md"
   DESTINATION "${_migwatch_share}/prometheus")
-install(PROGRAMS "${CMAKE_CURRENT_LIST_DIR}/prometheus/generate.py" DESTINATION "${_migwatch_share}/prometheus")
+install(PROGRAMS "${_migwatch_monitoring}/rules.py"
+  DESTINATION "${_migwatch_share}/prometheus" RENAME generate.py)
 
 install(FILES
   "${_migwatch_source_dir}/dashboards/migwatch-host.json"

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Write migwatch's Grafana dashboards (migwatch-*.json next to this script).
+"""Write migwatch's Grafana dashboards (migwatch-*.json in the top-level
+dashboards/ directory).
 
 The panels are defined here once; the JSON files are this script's output and
-are checked in so that Grafana can provision them directly:
+are checked in so that Grafana can provision them directly
+(monitoring/generate.py writes them along with the rules):
 
-    dashboards/generate.py            # rewrite dashboards/migwatch-*.json
-    dashboards/generate.py -o DIR     # write them to DIR instead
+    monitoring/dashboards.py            # rewrite dashboards/migwatch-*.json
+    monitoring/dashboards.py -o DIR     # write them to DIR instead
 
 The stopper CPU colour thresholds come from the alerting settings in
-deploy/prometheus/thresholds.json, so a red cell means the same as the alert.
+thresholds.json (next to this script), so a red cell means the same as the
+alert.
 """
 
 import argparse
@@ -16,7 +19,8 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-THRESHOLDS = HERE.parent / "deploy" / "prometheus" / "thresholds.json"
+THRESHOLDS = HERE / "thresholds.json"
+DEFAULT_OUTPUT_DIR = HERE.parent / "dashboards"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Every query is limited to the selected jobs and instances.
@@ -687,20 +691,30 @@ def health():
     )
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-o", "--output-dir", type=Path, default=HERE, help="directory to write to (default: %(default)s)")
-    args = parser.parse_args()
-
+def write(output_dir=DEFAULT_OUTPUT_DIR):
+    """Write every dashboard to output_dir; returns the paths written."""
     with open(THRESHOLDS, encoding="utf-8") as f:
         stopper_red = json.load(f)["stopper_cpu_ratio"]["value"]
+    written = []
     for name, board in (
         ("migwatch-host.json", host(stopper_red)),
         ("migwatch-vms.json", vms()),
         ("migwatch-health.json", health()),
     ):
         text = json.dumps(board, indent=2, ensure_ascii=False) + "\n"
-        (args.output_dir / name).write_text(text, encoding="utf-8")
+        path = Path(output_dir) / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "-o", "--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR, help="directory to write to (default: %(default)s)"
+    )
+    args = parser.parse_args()
+    write(args.output_dir)
 
 
 if __name__ == "__main__":

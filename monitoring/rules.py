@@ -2,15 +2,17 @@
 """Write migwatch's Prometheus recording and alerting rules.
 
 Every threshold, window and duration comes from thresholds.json (next to this
-script), so that they live in one place. The checked-in migwatch.rules.yml is
-this script's output with the defaults:
+script), so that they live in one place; the dashboards read the same file.
+The checked-in migwatch.rules.yml is this script's output with the defaults
+(monitoring/generate.py writes it along with the dashboards):
 
-    deploy/prometheus/generate.py -o deploy/prometheus/migwatch.rules.yml
+    monitoring/rules.py -o monitoring/migwatch.rules.yml
 
 --set KEY=VALUE overrides one setting, e.g. a lowered copy for testing against
-a real storm, or a host-specific copy:
+a real storm, or a host-specific copy (the Debian package installs this script
+as /usr/share/migwatch/prometheus/generate.py, next to thresholds.json):
 
-    generate.py --set stopper_cpu_ratio=0.05 --set stopper_cpu_for=5m -o FILE
+    rules.py --set stopper_cpu_ratio=0.05 --set stopper_cpu_for=5m -o FILE
 """
 
 import argparse
@@ -280,6 +282,15 @@ def render(groups, overrides):
     return "\n".join(out) + "\n"
 
 
+def generate(thresholds=DEFAULT_THRESHOLDS, overrides=()):
+    """The rules file's text from the settings file and --set overrides."""
+    settings = Settings(thresholds, overrides)
+    text = render(rules(settings), settings.overrides)
+    if settings.unused():
+        sys.exit(f"{thresholds}: settings no rule uses: {', '.join(settings.unused())}")
+    return text
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS, help="settings file (default: %(default)s)")
@@ -287,10 +298,7 @@ def main():
     parser.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
     args = parser.parse_args()
 
-    settings = Settings(args.thresholds, args.set)
-    text = render(rules(settings), settings.overrides)
-    if settings.unused():
-        sys.exit(f"{args.thresholds}: settings no rule uses: {', '.join(settings.unused())}")
+    text = generate(args.thresholds, args.set)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:

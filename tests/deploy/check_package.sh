@@ -64,7 +64,7 @@ for path in lib/systemd/system/migwatch.service etc/default/migwatch usr/share/m
 	case $path in
 	lib/*) original=$src/deploy/systemd/migwatch.service ;;
 	etc/*) original=$src/deploy/default/migwatch ;;
-	*) original=$src/deploy/prometheus/migwatch.rules.yml ;;
+	*) original=$src/monitoring/migwatch.rules.yml ;;
 	esac
 	dpkg-deb --fsys-tarfile "$deb" | tar -xO "./$path" | cmp -s - "$original" || fail "$path differs from $original"
 done

@@ -3,7 +3,7 @@
 #
 # The daemon, its alerting rules and its dashboards against a real Prometheus:
 #  1. writes the rules with lowered thresholds and short windows through
-#     deploy/prometheus/generate.py --set (E2E_SETTINGS below);
+#     monitoring/rules.py --set (E2E_SETTINGS below);
 #  2. starts MIGWATCH_BIN on a free loopback port behind basic auth (a
 #     --web.config.file with a bcrypt hash made by htpasswd) and checks that
 #     /metrics answers 401 without credentials or with wrong ones, 200 with
@@ -195,7 +195,7 @@ prometheus_port=$(free_port)
 prometheus=http://127.0.0.1:$prometheus_port
 instance=127.0.0.1:$port
 
-python3 "$src/deploy/prometheus/generate.py" "${E2E_SETTINGS[@]/#/--set=}" -o "$work/rules.yml"
+python3 "$src/monitoring/rules.py" "${E2E_SETTINGS[@]/#/--set=}" -o "$work/rules.yml"
 hash=$(htpasswd -nbBC 10 "$AUTH_USER" "$AUTH_PASSWORD")
 cat >"$work/web.yml" <<EOF
 basic_auth_users:
