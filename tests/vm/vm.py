@@ -28,7 +28,9 @@ import time
 from pathlib import Path
 
 DEFAULT_CACHE = "/var/cache/migwatch/vm"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# The package archive comes from the machine's own apt sources (see
+# machine_mirror); MIGWATCH_VM_MIRROR overrides it.
+APT_ETC = Path("/etc/apt")
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 BUSYBOX = "/bin/busybox"
 QEMU = "qemu-system-x86_64"
@@ -101,12 +103,145 @@ def run_command(command: list[str], what: str, **kwargs) -> subprocess.Completed
     return result
 
 
+def suite_release(suite: str) -> str:
+    """The release a suite belongs to: bookworm for bookworm-backports."""
+    return suite.split("-", 1)[0].split("/", 1)[0]
+
+
+# Suites that name a release of Debian's main archive: the releases the
+# kernels come from, their neighbours and the archive's aliases. Other
+# repositories a machine lists (a vendor's, a flat "./" one) name other suites.
+DEBIAN_RELEASES = frozenset(
+    {suite_release(source.suite) for source in KERNELS.values()}
+    | {"buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid"}
+    | {"oldoldstable", "oldstable", "stable", "testing", "unstable"}
+)
+
+
+def is_main_archive_suite(suite: str) -> bool:
+    """Whether a suite is a release of the main archive itself, as opposed
+    to its -security or -updates companions (which may live elsewhere, and
+    never carry every release's packages) or another repository's suite."""
+    return suite in DEBIAN_RELEASES
+
+
+def deb822_stanzas(text: str) -> list[dict[str, str]]:
+    """The stanzas of a deb822 .sources file as {lowercase field: value},
+    continuation lines joined with spaces and comments dropped."""
+    stanzas: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    field = None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if fields:
+                stanzas.append(fields)
+            fields, field = {}, None
+            continue
+        if line[0] in " \t":
+            if field is not None:
+                fields[field] += " " + line.strip()
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            continue
+        field = name.strip().lower()
+        fields[field] = value.strip()
+    if fields:
+        stanzas.append(fields)
+    return stanzas
+
+
+def deb822_sources(text: str) -> list[tuple[str, str]]:
+    """(URI, suite) of every enabled binary source in a deb822 file."""
+    sources = []
+    for stanza in deb822_stanzas(text):
+        if stanza.get("enabled", "yes").lower() in ("no", "false", "0"):
+            continue
+        if "deb" not in stanza.get("types", "").split():
+            continue
+        for uri in stanza.get("uris", "").split():
+            for suite in stanza.get("suites", "").split():
+                sources.append((uri, suite))
+    return sources
+
+
+def one_line_sources(text: str) -> list[tuple[str, str]]:
+    """(URI, suite) of every binary source in a one-line sources.list:
+    `deb [options] URI suite components`."""
+    sources = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line.startswith("deb") or not line[3:4].isspace():
+            continue
+        rest = line[3:].strip()
+        if rest.startswith("["):
+            closing = rest.find("]")
+            if closing < 0:
+                continue
+            rest = rest[closing + 1:]
+        words = rest.split()
+        if len(words) >= 2:
+            sources.append((words[0], words[1]))
+    return sources
+
+
+def apt_source_files(etc_apt: Path) -> list[Path]:
+    """The files apt reads its sources from, in apt's own order."""
+    files = [etc_apt / "sources.list"]
+    parts = etc_apt / "sources.list.d"
+    if parts.is_dir():
+        files += sorted(
+            path for path in parts.iterdir() if path.suffix in (".list", ".sources") and path.is_file()
+        )
+    return files
+
+
+def machine_mirror(suite: str, etc_apt: Path | None = None) -> str:
+    """The package archive of the machine's own apt sources to fetch suite
+    from: the URI of the first binary source for suite's release, or else of
+    the first for any release of the main archive (one archive serves them
+    all, backports included). -security and -updates entries never count."""
+    etc_apt = etc_apt or APT_ETC
+    release = suite_release(suite)
+    files = apt_source_files(etc_apt)
+    read = []
+    same_release = []
+    main_archive = []
+    for path in files:
+        try:
+            text = path.read_text()
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        except OSError as error:
+            raise HarnessError(f"cannot read apt sources {path}: {error}") from error
+        read.append(path)
+        entries = deb822_sources(text) if path.suffix == ".sources" else one_line_sources(text)
+        for uri, entry_suite in entries:
+            if not is_main_archive_suite(entry_suite) or uri.startswith("cdrom:"):
+                continue
+            if entry_suite == release:
+                same_release.append(uri)
+            main_archive.append(uri)
+    if same_release:
+        return same_release[0]
+    if main_archive:
+        return main_archive[0]
+    looked = ", ".join(str(path) for path in read) or f"none found under {etc_apt}"
+    raise HarnessError(
+        f"no package archive for {suite}: the apt sources read ({looked}) list no "
+        "enabled `deb` entry for a release of the main archive; add one or set "
+        "MIGWATCH_VM_MIRROR"
+    )
+
+
 class PrivateApt:
     """apt-get and apt-cache on a sources list, index and cache of their own,
     so that fetching kernels never touches the system's apt state."""
 
     def __init__(self, state_dir: Path, suite: str):
-        mirror = os.environ.get("MIGWATCH_VM_MIRROR", DEFAULT_MIRROR)
+        mirror = os.environ.get("MIGWATCH_VM_MIRROR") or machine_mirror(suite)
         sources = state_dir / "sources.list"
         (state_dir / "lists" / "partial").mkdir(parents=True, exist_ok=True)
         (state_dir / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
