@@ -11,12 +11,10 @@
 namespace migwatch {
 namespace {
 
-constexpr std::string_view kExpectedForm =
-    "expected host:port or :port, e.g. 127.0.0.1:9100 or :9100";
+constexpr std::string_view kExpectedForm = "expected host:port or :port, e.g. 127.0.0.1:9100 or :9100";
 
 [[noreturn]] void Reject(std::string_view text, std::string_view reason) {
-  throw WebError("invalid listen address " + QuoteForMessage(text) + ": " +
-                 std::string(reason));
+  throw WebError("invalid listen address " + QuoteForMessage(text) + ": " + std::string(reason));
 }
 
 bool IsIpv4Literal(const std::string& host) {
@@ -24,8 +22,7 @@ bool IsIpv4Literal(const std::string& host) {
   // inet_pton accepts exactly four decimal octets, unlike inet_aton, which
   // also takes "127.1" and octal or hex parts. It reads a C string, so an
   // embedded NUL would hide a trailing part from it.
-  return host.find('\0') == std::string::npos &&
-         inet_pton(AF_INET, host.c_str(), &parsed) == 1;
+  return host.find('\0') == std::string::npos && inet_pton(AF_INET, host.c_str(), &parsed) == 1;
 }
 
 std::uint16_t ParsePort(std::string_view text, std::string_view port) {
@@ -38,8 +35,7 @@ std::uint16_t ParsePort(std::string_view text, std::string_view port) {
   if (error == std::errc::invalid_argument || end != port_end) {
     Reject(text, "port " + QuoteForMessage(port) + " is not a number");
   }
-  if (error == std::errc::result_out_of_range ||
-      value > std::numeric_limits<std::uint16_t>::max()) {
+  if (error == std::errc::result_out_of_range || value > std::numeric_limits<std::uint16_t>::max()) {
     Reject(text, "port " + std::string(port) + " is out of range 0-65535");
   }
   return static_cast<std::uint16_t>(value);
@@ -55,9 +51,7 @@ bool BindTheSameSocket(const ListenAddress& a, const ListenAddress& b) {
 
 }  // namespace
 
-std::string ListenAddress::ToString() const {
-  return host + ":" + std::to_string(port);
-}
+std::string ListenAddress::ToString() const { return host + ":" + std::to_string(port); }
 
 ListenAddress ParseListenAddress(std::string_view text) {
   if (text.empty()) {
@@ -89,8 +83,7 @@ ListenAddress ParseListenAddress(std::string_view text) {
   return address;
 }
 
-std::vector<ListenAddress> ParseListenAddresses(
-    std::span<const std::string> texts) {
+std::vector<ListenAddress> ParseListenAddresses(std::span<const std::string> texts) {
   if (texts.empty()) {
     throw WebError("no listen address given; at least one is required");
   }
@@ -103,8 +96,7 @@ std::vector<ListenAddress> ParseListenAddresses(
         continue;
       }
       if (addresses[j] == address) {
-        Reject(texts[i], "given more than once (also as " +
-                             QuoteForMessage(texts[j]) + ")");
+        Reject(texts[i], "given more than once (also as " + QuoteForMessage(texts[j]) + ")");
       }
       Reject(texts[i], "overlaps with " + QuoteForMessage(texts[j]) +
                            ": all interfaces on a port include every "
@@ -122,8 +114,7 @@ std::string ToCivetwebListeningPorts(std::span<const ListenAddress> addresses) {
       ports += ',';
     }
     // civetweb rejects ":9100" and spells all interfaces as a bare port.
-    ports += address.host.empty() ? std::to_string(address.port)
-                                  : address.ToString();
+    ports += address.host.empty() ? std::to_string(address.port) : address.ToString();
   }
   return ports;
 }

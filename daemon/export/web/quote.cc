@@ -10,8 +10,7 @@ std::string Escape(std::string_view text, bool escape_quotes) {
   escaped.reserve(text.size());
   for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte >= 0x7f || c == '\\' ||
-        (escape_quotes && c == '"')) {
+    if (byte < 0x20 || byte >= 0x7f || c == '\\' || (escape_quotes && c == '"')) {
       char code[5];
       std::snprintf(code, sizeof code, "\\x%02x", byte);
       escaped += code;
@@ -24,12 +23,8 @@ std::string Escape(std::string_view text, bool escape_quotes) {
 
 }  // namespace
 
-std::string EscapeForMessage(std::string_view text) {
-  return Escape(text, false);
-}
+std::string EscapeForMessage(std::string_view text) { return Escape(text, false); }
 
-std::string QuoteForMessage(std::string_view text) {
-  return "\"" + Escape(text, true) + "\"";
-}
+std::string QuoteForMessage(std::string_view text) { return "\"" + Escape(text, true) + "\""; }
 
 }  // namespace migwatch

@@ -14,8 +14,7 @@
 namespace migwatch {
 namespace {
 
-constexpr std::string_view kBcryptAlphabet =
-    "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+constexpr std::string_view kBcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 // Layout of a bcrypt hash: "$2b$" + 2-digit cost + "$" + 22 salt characters
 // + 31 hash characters.
@@ -24,46 +23,38 @@ constexpr std::size_t kSaltBegin = 7;
 constexpr std::size_t kSaltLast = kSaltBegin + 21;
 
 [[noreturn]] void Fail(std::string_view source, std::string_view message) {
-  throw WebError("web config " + std::string(source) + ": " +
-                 std::string(message));
+  throw WebError("web config " + std::string(source) + ": " + std::string(message));
 }
 
 std::size_t AlphabetIndex(char c) { return kBcryptAlphabet.find(c); }
 
 // The two-digit cost of a hash already checked for shape.
-int BcryptCost(std::string_view hash) {
-  return (hash[4] - '0') * 10 + (hash[5] - '0');
-}
+int BcryptCost(std::string_view hash) { return (hash[4] - '0') * 10 + (hash[5] - '0'); }
 
 // Why a hash is unusable, or an empty string if it is fine.
 std::string BcryptProblem(std::string_view hash) {
-  if (!(hash.starts_with("$2a$") || hash.starts_with("$2b$") ||
-        hash.starts_with("$2y$"))) {
+  if (!(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$"))) {
     return "is not a bcrypt hash (expected $2a$, $2b$ or $2y$, e.g. from "
            "\"htpasswd -nBC 10 USER\")";
   }
-  if (hash.size() != kBcryptLength || hash[6] != '$' ||
-      hash.find_first_not_of("0123456789", 4) != 6) {
+  if (hash.size() != kBcryptLength || hash[6] != '$' || hash.find_first_not_of("0123456789", 4) != 6) {
     return "is not a well-formed bcrypt hash (expected 60 characters like "
            "$2b$10$ followed by 53 of [./A-Za-z0-9])";
   }
   for (std::size_t i = kSaltBegin; i < kBcryptLength; ++i) {
     if (AlphabetIndex(hash[i]) == std::string_view::npos) {
-      return "is not a well-formed bcrypt hash (character " +
-             QuoteForMessage(hash.substr(i, 1)) + " is not in [./A-Za-z0-9])";
+      return "is not a well-formed bcrypt hash (character " + QuoteForMessage(hash.substr(i, 1)) +
+             " is not in [./A-Za-z0-9])";
     }
   }
   // The last character of the salt carries 2 bits and the last of the hash 4
   // bits; the unused low bits are zero in every generated hash. A hash
   // with other bits set would never compare equal to what crypt_r computes.
-  if (AlphabetIndex(hash[kSaltLast]) % 16 != 0 ||
-      AlphabetIndex(hash[kBcryptLength - 1]) % 4 != 0) {
+  if (AlphabetIndex(hash[kSaltLast]) % 16 != 0 || AlphabetIndex(hash[kBcryptLength - 1]) % 4 != 0) {
     return "is not a canonically encoded bcrypt hash (damaged or edited?)";
   }
-  if (const int cost = BcryptCost(hash);
-      cost < kMinBcryptCost || cost > kMaxBcryptCost) {
-    return "has bcrypt cost " + std::to_string(cost) + ", outside " +
-           std::to_string(kMinBcryptCost) + "-" +
+  if (const int cost = BcryptCost(hash); cost < kMinBcryptCost || cost > kMaxBcryptCost) {
+    return "has bcrypt cost " + std::to_string(cost) + ", outside " + std::to_string(kMinBcryptCost) + "-" +
            std::to_string(kMaxBcryptCost) +
            " (4 is bcrypt's minimum; above 14 every failed login would "
            "cost seconds of CPU)";
@@ -71,8 +62,7 @@ std::string BcryptProblem(std::string_view hash) {
   return {};
 }
 
-void ParseUsers(const YAML::Node& node, std::string_view source,
-                WebConfig& config) {
+void ParseUsers(const YAML::Node& node, std::string_view source, WebConfig& config) {
   if (node.IsNull()) {
     return;
   }
@@ -86,22 +76,18 @@ void ParseUsers(const YAML::Node& node, std::string_view source,
     const std::string& user = entry.first.Scalar();
     if (user.find(':') != std::string::npos) {
       // RFC 7617 splits "user:password" at the first colon.
-      Fail(source, "user " + QuoteForMessage(user) +
-                       ": a user name cannot contain ':' in basic auth");
+      Fail(source, "user " + QuoteForMessage(user) + ": a user name cannot contain ':' in basic auth");
     }
     if (!entry.second.IsScalar()) {
-      Fail(source, "user " + QuoteForMessage(user) +
-                       ": the password hash must be a string");
+      Fail(source, "user " + QuoteForMessage(user) + ": the password hash must be a string");
     }
     const std::string& encoded = entry.second.Scalar();
     if (const std::string problem = BcryptProblem(encoded); !problem.empty()) {
-      Fail(source,
-           "user " + QuoteForMessage(user) + ": password hash " + problem);
+      Fail(source, "user " + QuoteForMessage(user) + ": password hash " + problem);
     }
     BcryptHash hash{.encoded = encoded, .cost = BcryptCost(encoded)};
     if (!config.basic_auth_users.emplace(user, std::move(hash)).second) {
-      Fail(source,
-           "user " + QuoteForMessage(user) + " is listed more than once");
+      Fail(source, "user " + QuoteForMessage(user) + " is listed more than once");
     }
   }
 }
@@ -114,13 +100,10 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view source) {
     root = YAML::Load(std::string(yaml));
   } catch (const YAML::Exception& error) {
     // Not error.what(): its message may quote raw input such as a newline.
-    const std::string position =
-        error.mark.is_null()
-            ? ""
-            : " at line " + std::to_string(error.mark.line + 1) + ", column " +
-                  std::to_string(error.mark.column + 1);
-    Fail(source,
-         "invalid YAML" + position + ": " + EscapeForMessage(error.msg));
+    const std::string position = error.mark.is_null() ? ""
+                                                      : " at line " + std::to_string(error.mark.line + 1) +
+                                                            ", column " + std::to_string(error.mark.column + 1);
+    Fail(source, "invalid YAML" + position + ": " + EscapeForMessage(error.msg));
   }
   WebConfig config;
   if (root.IsNull()) {
@@ -148,8 +131,7 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view source) {
     } else if (key == "http_server_config") {
       Fail(source, "http_server_config is not supported; remove it");
     } else {
-      Fail(source, "unknown key " + QuoteForMessage(key) +
-                       " (the only supported key is basic_auth_users)");
+      Fail(source, "unknown key " + QuoteForMessage(key) + " (the only supported key is basic_auth_users)");
     }
   }
   return config;
@@ -157,8 +139,7 @@ WebConfig ParseWebConfig(std::string_view yaml, std::string_view source) {
 
 WebConfig LoadWebConfigFile(const std::filesystem::path& path) {
   const std::string source = path.string();
-  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(
-      std::fopen(source.c_str(), "rb"), &std::fclose);
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(source.c_str(), "rb"), &std::fclose);
   if (!file) {
     Fail(source, "cannot open: " + std::generic_category().message(errno));
   }

@@ -58,8 +58,7 @@ std::string EscapeHtml(std::string_view text) {
   return escaped;
 }
 
-std::string RenderLandingPage(const LandingPage& page,
-                              std::string_view telemetry_path) {
+std::string RenderLandingPage(const LandingPage& page, std::string_view telemetry_path) {
   const std::string name = EscapeHtml(page.program_name);
   std::string html;
   html += "<!DOCTYPE html>\n<html lang=\"en\">\n";
@@ -67,18 +66,15 @@ std::string RenderLandingPage(const LandingPage& page,
   html += "<body>\n<h1>" + name + "</h1>\n";
   html += "<p>" + EscapeHtml(page.description) + "</p>\n";
   html += "<p>Version: " + EscapeHtml(page.version) + "</p>\n";
-  html += "<ul><li><a href=\"" + EscapeHtml(telemetry_path) +
-          "\">Metrics</a></li></ul>\n";
+  html += "<ul><li><a href=\"" + EscapeHtml(telemetry_path) + "\">Metrics</a></li></ul>\n";
   html += "</body>\n</html>\n";
   return html;
 }
 
 // Sends a complete response from begin_request. Only C calls on fixed
 // buffers: it cannot throw, so it can also answer after an exception.
-int SendResponse(mg_connection* connection, int status,
-                 const char* content_type, std::string_view body,
-                 std::initializer_list<std::pair<const char*, const char*>>
-                     extra_headers = {}) noexcept {
+int SendResponse(mg_connection* connection, int status, const char* content_type, std::string_view body,
+                 std::initializer_list<std::pair<const char*, const char*>> extra_headers = {}) noexcept {
   std::array<char, 24> length{};
   std::snprintf(length.data(), length.size(), "%zu", body.size());
   mg_response_header_start(connection, status);
@@ -103,8 +99,7 @@ void KnockOn(const ListenAddress& address, int port) {
   target.sin_family = AF_INET;
   target.sin_port = htons(static_cast<std::uint16_t>(port));
   // All interfaces include loopback.
-  inet_pton(AF_INET, address.host.empty() ? "127.0.0.1" : address.host.c_str(),
-            &target.sin_addr);
+  inet_pton(AF_INET, address.host.empty() ? "127.0.0.1" : address.host.c_str(), &target.sin_addr);
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     return;
@@ -120,8 +115,7 @@ void KnockOn(const ListenAddress& address, int port) {
 /// process-wide map keyed by the civetweb context of the connection.
 class WebServer::Router {
  public:
-  Router(std::string telemetry_path, std::string landing_page,
-         std::unique_ptr<BasicAuthenticator> authenticator)
+  Router(std::string telemetry_path, std::string landing_page, std::unique_ptr<BasicAuthenticator> authenticator)
       : telemetry_path_(std::move(telemetry_path)),
         landing_page_(std::move(landing_page)),
         authenticator_(std::move(authenticator)) {}
@@ -129,18 +123,15 @@ class WebServer::Router {
   /// Starts civetweb through prometheus-cpp with this router's callbacks.
   /// @throws WebError with civetweb's reason, e.g. "cannot bind to
   ///         127.0.0.1:9100: 98 (Address already in use)".
-  static std::unique_ptr<prometheus::Exposer> Start(
-      std::shared_ptr<const Router> router,
-      std::span<const ListenAddress> addresses,
-      const std::function<void()>& before_serving) {
-    StartAttempt attempt{.router = std::move(router),
-                         .before_serving = &before_serving};
+  static std::unique_ptr<prometheus::Exposer> Start(std::shared_ptr<const Router> router,
+                                                    std::span<const ListenAddress> addresses,
+                                                    const std::function<void()>& before_serving) {
+    StartAttempt attempt{.router = std::move(router), .before_serving = &before_serving};
     current_start_ = &attempt;
     try {
       auto exposer = std::make_unique<prometheus::Exposer>(
-          std::vector<std::string>{"listening_ports",
-                                   ToCivetwebListeningPorts(addresses),
-                                   "num_threads", kWorkerThreads},
+          std::vector<std::string>{"listening_ports", ToCivetwebListeningPorts(addresses), "num_threads",
+                                   kWorkerThreads},
           &Callbacks());
       current_start_ = nullptr;
       return exposer;
@@ -154,9 +145,8 @@ class WebServer::Router {
         listed += (listed.empty() ? "" : ", ") + address.ToString();
       }
       // prometheus-cpp only says "Possible problem binding to port".
-      throw WebError(
-          "cannot serve HTTP on " + listed + ": " +
-          (attempt.first_error.empty() ? error.what() : attempt.first_error));
+      throw WebError("cannot serve HTTP on " + listed + ": " +
+                     (attempt.first_error.empty() ? error.what() : attempt.first_error));
     }
   }
 
@@ -218,8 +208,7 @@ class WebServer::Router {
     registry_.erase(context);
   }
 
-  static int LogMessage(const mg_connection* /*connection*/,
-                        const char* message) {
+  static int LogMessage(const mg_connection* /*connection*/, const char* message) {
     if (current_start_ == nullptr) {
       return 0;  // while serving: civetweb's own handling
     }
@@ -239,34 +228,29 @@ class WebServer::Router {
       std::shared_ptr<const Router> router;
       {
         const std::lock_guard lock(registry_mutex_);
-        if (const auto found = registry_.find(mg_get_context(connection));
-            found != registry_.end()) {
+        if (const auto found = registry_.find(mg_get_context(connection)); found != registry_.end()) {
           router = found->second;
         }
       }
       if (!router) {
-        return SendResponse(connection, 503, kTextPlain,
-                            "Service Unavailable\n");
+        return SendResponse(connection, 503, kTextPlain, "Service Unavailable\n");
       }
       // Counted before the stop flag is read, so that Drain, which sets the
       // flag first, waits for every request that saw it unset.
       router->in_flight_.fetch_add(1);
       mg_set_user_connection_data(connection, const_cast<Router*>(router.get()));
       if (router->stopping_.load()) {
-        return SendResponse(connection, 503, kTextPlain,
-                            "Service Unavailable: shutting down\n");
+        return SendResponse(connection, 503, kTextPlain, "Service Unavailable: shutting down\n");
       }
       return router->Handle(connection);
     } catch (...) {
-      return SendResponse(connection, 500, kTextPlain,
-                          "Internal Server Error\n");
+      return SendResponse(connection, 500, kTextPlain, "Internal Server Error\n");
     }
   }
 
   // Called by civetweb after every request that BeginRequest saw.
   static void EndRequest(const mg_connection* connection, int /*status*/) {
-    if (const auto* router = static_cast<const Router*>(
-            mg_get_user_connection_data(connection))) {
+    if (const auto* router = static_cast<const Router*>(mg_get_user_connection_data(connection))) {
       router->in_flight_.fetch_sub(1);
       mg_set_user_connection_data(connection, nullptr);
     }
@@ -274,19 +258,15 @@ class WebServer::Router {
 
   int Handle(mg_connection* connection) const {
     if (authenticator_) {
-      const char* const authorization =
-          mg_get_header(connection, "Authorization");
-      if (authorization == nullptr ||
-          !authenticator_->CheckAuthorizationHeader(authorization)) {
-        return SendResponse(connection, 401, kTextPlain, "Unauthorized\n",
-                            {{"WWW-Authenticate", kAuthChallenge}});
+      const char* const authorization = mg_get_header(connection, "Authorization");
+      if (authorization == nullptr || !authenticator_->CheckAuthorizationHeader(authorization)) {
+        return SendResponse(connection, 401, kTextPlain, "Unauthorized\n", {{"WWW-Authenticate", kAuthChallenge}});
       }
     }
     const mg_request_info* const request = mg_get_request_info(connection);
     // local_uri is decoded, without the query and with dot segments
     // resolved; it is null for requests addressed to another host.
-    const std::string_view path =
-        request->local_uri != nullptr ? request->local_uri : "";
+    const std::string_view path = request->local_uri != nullptr ? request->local_uri : "";
     if (path == telemetry_path_) {
       return 0;  // prometheus-cpp's handler serves the metrics
     }
@@ -295,11 +275,9 @@ class WebServer::Router {
     }
     const std::string_view method = request->request_method;
     if (method != "GET" && method != "HEAD") {
-      return SendResponse(connection, 405, kTextPlain, "Method Not Allowed\n",
-                          {{"Allow", "GET, HEAD"}});
+      return SendResponse(connection, 405, kTextPlain, "Method Not Allowed\n", {{"Allow", "GET, HEAD"}});
     }
-    return SendResponse(connection, 200, "text/html; charset=utf-8",
-                        landing_page_);
+    return SendResponse(connection, 200, "text/html; charset=utf-8", landing_page_);
   }
 
   const std::string telemetry_path_;
@@ -313,15 +291,12 @@ class WebServer::Router {
 
   static inline thread_local StartAttempt* current_start_ = nullptr;
   static inline std::mutex registry_mutex_;
-  static inline std::unordered_map<const mg_context*,
-                                   std::shared_ptr<const Router>>
-      registry_;
+  static inline std::unordered_map<const mg_context*, std::shared_ptr<const Router>> registry_;
 };
 
 void ValidateTelemetryPath(std::string_view path) {
   const auto reject = [&](std::string_view reason) {
-    throw WebError("invalid telemetry path " + QuoteForMessage(path) + ": " +
-                   std::string(reason));
+    throw WebError("invalid telemetry path " + QuoteForMessage(path) + ": " + std::string(reason));
   };
   if (!path.starts_with('/')) {
     reject("must start with /");
@@ -337,20 +312,17 @@ void ValidateTelemetryPath(std::string_view path) {
 }
 
 WebServer::WebServer(WebServerOptions options)
-    : telemetry_path_(std::move(options.telemetry_path)),
-      listen_addresses_(options.listen_addresses) {
+    : telemetry_path_(std::move(options.telemetry_path)), listen_addresses_(options.listen_addresses) {
   ValidateTelemetryPath(telemetry_path_);
   if (options.listen_addresses.empty()) {
     throw WebError("no listen address given; at least one is required");
   }
   auto& users = options.web_config.basic_auth_users;
-  router_ = std::make_shared<const Router>(
-      telemetry_path_, RenderLandingPage(options.landing_page, telemetry_path_),
-      users.empty() ? nullptr
-                    : std::make_unique<BasicAuthenticator>(std::move(users)));
+  router_ =
+      std::make_shared<const Router>(telemetry_path_, RenderLandingPage(options.landing_page, telemetry_path_),
+                                     users.empty() ? nullptr : std::make_unique<BasicAuthenticator>(std::move(users)));
 
-  exposer_ = Router::Start(router_, options.listen_addresses,
-                           options.before_serving);
+  exposer_ = Router::Start(router_, options.listen_addresses, options.before_serving);
 }
 
 WebServer::~WebServer() {
@@ -363,8 +335,7 @@ WebServer::~WebServer() {
   std::atomic<bool> stopped{false};
   std::thread knocker([&] {
     while (!stopped.load()) {
-      for (std::size_t i = 0; i < ports.size() && i < listen_addresses_.size();
-           ++i) {
+      for (std::size_t i = 0; i < ports.size() && i < listen_addresses_.size(); ++i) {
         KnockOn(listen_addresses_[i], ports[i]);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -375,13 +346,10 @@ WebServer::~WebServer() {
   knocker.join();
 }
 
-void WebServer::RegisterCollectable(
-    std::weak_ptr<prometheus::Collectable> collectable) {
+void WebServer::RegisterCollectable(std::weak_ptr<prometheus::Collectable> collectable) {
   exposer_->RegisterCollectable(collectable, telemetry_path_);
 }
 
-std::vector<int> WebServer::GetListeningPorts() const {
-  return exposer_->GetListeningPorts();
-}
+std::vector<int> WebServer::GetListeningPorts() const { return exposer_->GetListeningPorts(); }
 
 }  // namespace migwatch

@@ -46,8 +46,7 @@ class BasicAuthenticator {
   /// @param users user name to hash, as loaded by LoadWebConfigFile; must not
   ///        be empty (no users means no authentication: do not construct one).
   /// @throws WebError if `users` is empty or no random salt can be made.
-  explicit BasicAuthenticator(
-      std::map<std::string, BcryptHash, std::less<>> users);
+  explicit BasicAuthenticator(std::map<std::string, BcryptHash, std::less<>> users);
 
   BasicAuthenticator(const BasicAuthenticator&) = delete;
   BasicAuthenticator& operator=(const BasicAuthenticator&) = delete;
@@ -58,12 +57,10 @@ class BasicAuthenticator {
   [[nodiscard]] bool CheckAuthorizationHeader(std::string_view value) const;
 
   /// Checks one user name and password.
-  [[nodiscard]] bool CheckCredentials(std::string_view user,
-                                      std::string_view password) const;
+  [[nodiscard]] bool CheckCredentials(std::string_view user, std::string_view password) const;
 
  private:
-  [[nodiscard]] std::string CacheKey(std::string_view user,
-                                     std::string_view password) const;
+  [[nodiscard]] std::string CacheKey(std::string_view user, std::string_view password) const;
   [[nodiscard]] bool IsCached(const std::string& key) const;
   void Remember(std::string key) const;
 

@@ -40,13 +40,11 @@ struct ListenAddress {
 /// port.
 /// @throws WebError for the first bad value or conflicting pair.
 /// Thread-safe (pure function).
-[[nodiscard]] std::vector<ListenAddress> ParseListenAddresses(
-    std::span<const std::string> texts);
+[[nodiscard]] std::vector<ListenAddress> ParseListenAddresses(std::span<const std::string> texts);
 
 /// The civetweb `listening_ports` option for a validated list, e.g.
 /// `127.0.0.1:9100,9200` (civetweb spells "all interfaces" as a bare port).
 /// Thread-safe (pure function).
-[[nodiscard]] std::string ToCivetwebListeningPorts(
-    std::span<const ListenAddress> addresses);
+[[nodiscard]] std::string ToCivetwebListeningPorts(std::span<const ListenAddress> addresses);
 
 }  // namespace migwatch

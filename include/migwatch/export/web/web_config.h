@@ -49,8 +49,7 @@ struct WebConfig {
 /// @param source names the origin (usually the file path) in error messages.
 /// @throws WebError with a one-line message that starts with `source`.
 /// Thread-safe (pure function).
-[[nodiscard]] WebConfig ParseWebConfig(std::string_view yaml,
-                                       std::string_view source);
+[[nodiscard]] WebConfig ParseWebConfig(std::string_view yaml, std::string_view source);
 
 /// Reads and parses a web config file.
 /// @throws WebError naming the path, for an unreadable file as well as for
