@@ -30,7 +30,10 @@ using top::Render;
 using top::Sample;
 using top::View;
 
+// Once an interval, so that the processes that ended leave the process map
+// (a snapshot only reads it).
 Sample TakeSample(Session& session) {
+  session.Sweep();
   const Clock::time_point at = Clock::now();
   const time_t wall = time(nullptr);
   return top::MakeSample(session.TakeSnapshot(), at, wall);
