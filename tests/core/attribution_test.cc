@@ -1,0 +1,148 @@
+// Attribution as a pure fold: readings of the process map in, label totals
+// out, with the identities from a table instead of /proc. No root, no BPF.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "migwatch/model/attribution.h"
+
+namespace migwatch {
+namespace {
+
+// Identities by tgid, as a test sets them; unknown ones from their comm.
+class TableDirectory : public ProcessDirectory {
+ public:
+  ProcessIdentity Resolve(const mw_process_key& key, const std::string& comm, uint32_t flags) override {
+    auto it = identities.find(key.tgid);
+    return it != identities.end() ? it->second : IdentityFromComm(key, comm, flags);
+  }
+  ProcessIdentity ResolvePid(uint32_t tgid, const std::string& comm) override {
+    return Resolve(mw_process_key{tgid, 0, 0}, comm, 0);
+  }
+  std::map<uint32_t, ProcessIdentity> identities;
+};
+
+mw_process_key Key(uint32_t tgid, uint64_t start_ns = 1000) { return mw_process_key{tgid, 0, start_ns}; }
+
+// One reading of a process: its entry with these counts.
+ProcessEntry Reading(const mw_process_key& key, const char* comm, std::map<int, uint64_t> migrations,
+                     uint64_t stopper_moved_ns = 0) {
+  ProcessEntry e;
+  e.key = key;
+  snprintf(e.stats.comm, sizeof(e.stats.comm), "%s", comm);
+  for (auto [reason, n] : migrations) e.stats.migrations[reason] = n;
+  e.stats.stopper_moved_ns = stopper_moved_ns;
+  return e;
+}
+
+uint64_t Moved(const AttributionTotals& t, const std::string& label, int reason) {
+  auto it = t.process_migrations.find(label);
+  return it == t.process_migrations.end() ? 0 : it->second[reason];
+}
+
+TEST(AttributionFold, GrowthIsChargedOnceWhateverTheNumberOfReadings) {
+  TableDirectory directory;
+  Attribution a(directory, 20, 20);
+  a.Fold({Reading(Key(100), "storm", {{MW_REASON_AFFINITY, 5}}, 700)}, {});
+  a.Fold({Reading(Key(100), "storm", {{MW_REASON_AFFINITY, 8}}, 900)}, {});
+  a.Fold({Reading(Key(100), "storm", {{MW_REASON_AFFINITY, 8}}, 900)}, {});
+  EXPECT_EQ(Moved(a.totals(), "storm", MW_REASON_AFFINITY), 8u);
+  EXPECT_EQ(a.totals().process_stopper_ns.at("storm"), 900u);
+}
+
+TEST(AttributionFold, AReadingBelowAnEarlierOneIsNoGrowth) {
+  // Wakeups derived while threads move may read short (CountWakeups): the
+  // higher value stays the base, so nothing is counted twice.
+  TableDirectory directory;
+  Attribution a(directory, 20, 20);
+  a.Fold({Reading(Key(100), "p", {{MW_REASON_WAKEUP, 10}})}, {});
+  a.Fold({Reading(Key(100), "p", {{MW_REASON_WAKEUP, 9}})}, {});
+  EXPECT_EQ(Moved(a.totals(), "p", MW_REASON_WAKEUP), 10u);
+  a.Fold({Reading(Key(100), "p", {{MW_REASON_WAKEUP, 12}})}, {});
+  EXPECT_EQ(Moved(a.totals(), "p", MW_REASON_WAKEUP), 12u);
+}
+
+TEST(AttributionFold, ARenameSplitsGrowthAtTheCountsItCarries) {
+  TableDirectory directory;
+  Attribution a(directory, 20, 20);
+  a.Fold({Reading(Key(100), "old", {{MW_REASON_WAKEUP, 10}})}, {});
+  NameChange rename;
+  rename.key = Key(100);
+  rename.comm = "new";
+  rename.counts.migrations[MW_REASON_WAKEUP] = 14;
+  a.AddNameChange(rename);
+  // Delivered late: the reading already holds growth from after it.
+  a.Fold({Reading(Key(100), "old", {{MW_REASON_WAKEUP, 20}})}, {});
+  EXPECT_EQ(Moved(a.totals(), "old", MW_REASON_WAKEUP), 14u);
+  EXPECT_EQ(Moved(a.totals(), "new", MW_REASON_WAKEUP), 6u);
+}
+
+TEST(AttributionFold, AnExecIntoQemuChargesLaterGrowthToItsVm) {
+  TableDirectory directory;
+  directory.identities[100] = {"bash", "", false};
+  Attribution a(directory, 20, 20);
+  a.Fold({Reading(Key(100), "bash", {{MW_REASON_EXEC, 1}})}, {});
+  directory.identities[100] = {"qemu-system-x86", "guest1", false};
+  NameChange exec;
+  exec.key = Key(100);
+  exec.comm = "qemu-system-x86";
+  exec.exec = true;
+  exec.counts.migrations[MW_REASON_EXEC] = 1;
+  a.AddNameChange(exec);
+  a.Fold({Reading(Key(100), "bash", {{MW_REASON_EXEC, 1}, {MW_REASON_AFFINITY, 30}}, 5000)}, {});
+  const AttributionTotals& t = a.totals();
+  EXPECT_EQ(Moved(t, "bash", MW_REASON_EXEC), 1u);
+  EXPECT_EQ(Moved(t, "bash", MW_REASON_AFFINITY), 0u);
+  EXPECT_EQ(Moved(t, "qemu-system-x86", MW_REASON_AFFINITY), 30u);
+  ASSERT_TRUE(t.vm_migrations.count("guest1"));
+  EXPECT_EQ(t.vm_migrations.at("guest1")[MW_REASON_AFFINITY], 30u);
+  EXPECT_EQ(t.vm_migrations.at("guest1")[MW_REASON_EXEC], 0u);
+  EXPECT_EQ(t.vm_stopper_ns.at("guest1"), 5000u);
+}
+
+TEST(AttributionFold, AProcessThatEndedKeepsItsTotalAndAReusedPidStartsAnew) {
+  TableDirectory directory;
+  Attribution a(directory, 20, 20);
+  a.Fold({Reading(Key(100), "job", {{MW_REASON_LOAD_BALANCE, 5}})}, {});
+  a.Fold({Reading(Key(100), "job", {{MW_REASON_LOAD_BALANCE, 7}})}, {Key(100)});
+  a.Fold({}, {});
+  EXPECT_EQ(Moved(a.totals(), "job", MW_REASON_LOAD_BALANCE), 7u);
+  // Same pid, another start time: another process, counted from zero.
+  a.Fold({Reading(Key(100, 2000), "job", {{MW_REASON_LOAD_BALANCE, 3}})}, {});
+  EXPECT_EQ(Moved(a.totals(), "job", MW_REASON_LOAD_BALANCE), 10u);
+}
+
+TEST(AttributionFold, NamesBeyondTheCapCountUnderOther) {
+  TableDirectory directory;
+  Attribution a(directory, 2, 20);
+  a.Fold({Reading(Key(1), "a", {{MW_REASON_WAKEUP, 1}}), Reading(Key(2), "b", {{MW_REASON_WAKEUP, 2}}),
+          Reading(Key(3), "c", {{MW_REASON_WAKEUP, 4}})},
+         {});
+  const AttributionTotals& t = a.totals();
+  EXPECT_EQ(t.process_migrations.size(), 3u);  // two names and "other"
+  EXPECT_EQ(Moved(t, "a", MW_REASON_WAKEUP) + Moved(t, "b", MW_REASON_WAKEUP) + Moved(t, "c", MW_REASON_WAKEUP) +
+                Moved(t, "other", MW_REASON_WAKEUP),
+            7u);
+  EXPECT_EQ(Moved(t, "c", MW_REASON_WAKEUP), 0u);
+  EXPECT_EQ(Moved(t, "other", MW_REASON_WAKEUP), 4u);
+  EXPECT_EQ(t.folded_processes, 1u);
+}
+
+TEST(AttributionFold, WhatAProcessAskedForGoesToItsRequesterLabel) {
+  TableDirectory directory;
+  Attribution a(directory, 20, 20);
+  ProcessEntry e = Reading(Key(100), "numad", {});
+  e.stats.stopper_requested_ns = 1500;
+  e.stats.stopper_requested_runs = 3;
+  e.stats.affinity_changes = 2;
+  a.Fold({e}, {});
+  const AttributionTotals& t = a.totals();
+  EXPECT_EQ(t.requester_stopper_ns.at("numad"), 1500u);
+  EXPECT_EQ(t.requester_stopper_runs.at("numad"), 3u);
+  EXPECT_EQ(t.affinity_changes.at("numad"), 2u);
+  // It moved nothing of its own.
+  EXPECT_EQ(t.process_migrations.count("numad"), 0u);
+}
+
+}  // namespace
+}  // namespace migwatch
