@@ -16,23 +16,21 @@
 #include <random>
 #include <thread>
 
-#include "bpf_test_support.h"
 #include "migwatch/model/labels.h"
 #include "migwatch/kernel/proc/sched.h"
 #include "migwatch/model/session.h"
 #include "migwatch/workload/workload.h"
-#include "subprocess.h"
+#include "support/kernel_truth.h"
+#include "support/names.h"
+#include "support/process.h"
+#include "support/require.h"
 
 namespace migwatch {
 namespace {
 
 using namespace std::chrono_literals;
 using testing::Subprocess;
-
-std::string UniqueName(const std::string& prefix) {
-  std::random_device rd;
-  return prefix + std::to_string(rd() % 100000);
-}
+using testing::UniqueName;
 
 std::unique_ptr<Session> OpenSession(size_t label_cap = 20, uint32_t trace_pid = 0) {
   SessionOptions options;

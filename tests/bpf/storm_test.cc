@@ -8,10 +8,11 @@
 #include <numeric>
 #include <thread>
 
-#include "bpf_test_support.h"
 #include "migwatch/model/labels.h"
 #include "migwatch/model/session.h"
 #include "migwatch/workload/workload.h"
+#include "support/kernel_truth.h"
+#include "support/require.h"
 
 namespace migwatch {
 namespace {

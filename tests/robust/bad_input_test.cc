@@ -13,8 +13,7 @@
 #include <functional>
 #include <sstream>
 
-#include "bpf_test_support.h"
-#include "harness.h"
+#include "robust.h"
 
 namespace migwatch::testing {
 namespace {

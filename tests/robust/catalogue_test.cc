@@ -8,10 +8,8 @@
 #include <sstream>
 #include <string>
 
-#include "bpf_test_support.h"
-#include "harness.h"
 #include "migwatch/export/catalogue.h"
-#include "subprocess.h"
+#include "robust.h"
 
 namespace migwatch::testing {
 namespace {
@@ -58,7 +56,7 @@ TEST(Catalogue, AScrapeServesExactlyTheCatalogue) {
   ASSERT_TRUE(d.WaitReady()) << d.Log();
   // A VM whose live migration runs, and flips of its vCPUs: nearly every
   // family has series to show its label names.
-  NamedWorkload qemu("qemu-system-x86_64");
+  NamedProgram qemu(kWorkload, "qemu-system-x86_64");
   Subprocess vm(qemu.path(), {"qemu-system-x86_64", "-name", "guest=catalogue-vm,debug-threads=on"});
   ASSERT_TRUE(vm.ValueOf("migration_tid"));
   vm.Send("flip 200");

@@ -7,9 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "bpf_test_support.h"
-#include "harness.h"
-#include "subprocess.h"
+#include "robust.h"
 
 namespace migwatch::testing {
 namespace {
@@ -33,7 +31,7 @@ TEST(Churn, ShortLivedThreadsAndProcessesKeepMapsMemoryAndLabelsBounded) {
   // --while-running: every flip needs the stopper, and the spinner yields,
   // so that it does not hold up each churned thread pinned to its CPU for a
   // time slice (which makes the churn take minutes instead of seconds).
-  NamedWorkload workload(name);
+  NamedProgram workload(kWorkload, name);
   Subprocess storm(workload.path(), {name, "--hold", "affinity-storm", "--while-running", "--flips", "300000"});
   ASSERT_TRUE(storm.ValueOf("spinner_tid"));
   storm.Send("go");

@@ -9,9 +9,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "bpf_test_support.h"
-#include "harness.h"
-#include "subprocess.h"
+#include "robust.h"
 
 namespace migwatch::testing {
 namespace {
@@ -55,7 +53,7 @@ TEST(Faults, SigkillDuringAStormLeavesNothingBehindAndARestartCountsExactly) {
 
   Daemon d({kMigwatch, "--web.listen-address=127.0.0.1:0", "--labels.cap=1000"});
   ASSERT_TRUE(d.WaitReady()) << d.Log();
-  NamedWorkload workload("mwr-restarted");
+  NamedProgram workload(kWorkload, "mwr-restarted");
   Subprocess counted(workload.path(), {"mwr-restarted", "--hold", "affinity-storm", "--flips", "20000"});
   ASSERT_TRUE(counted.ValueOf("spinner_tid"));
   counted.Send("go");

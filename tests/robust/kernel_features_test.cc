@@ -11,8 +11,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "bpf_test_support.h"
-#include "harness.h"
+#include "robust.h"
 
 namespace migwatch::testing {
 namespace {

@@ -11,9 +11,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "bpf_test_support.h"
-#include "harness.h"
-#include "subprocess.h"
+#include "robust.h"
 
 namespace migwatch::testing {
 namespace {

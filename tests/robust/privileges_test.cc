@@ -15,10 +15,8 @@
 #include <fstream>
 #include <regex>
 
-#include "bpf_test_support.h"
-#include "harness.h"
 #include "migwatch/kernel/proc/status.h"
-#include "subprocess.h"
+#include "robust.h"
 
 namespace migwatch::testing {
 namespace {
@@ -85,7 +83,7 @@ TEST(Privileges, RootDaemonDropsEveryCapabilityAndStillCountsOtherUsers) {
 
   // A storm in a process of another user: its /proc files and the maps are
   // read without any capability, and the count is exact.
-  NamedWorkload workload("mwr-nobody");
+  NamedProgram workload(kWorkload, "mwr-nobody");
   Subprocess storm(kSetpriv, AsNobody({workload.path(), "--hold", "affinity-storm", "--flips", "20000"}));
   ASSERT_TRUE(storm.ValueOf("spinner_tid"));
   storm.Send("go");
@@ -96,7 +94,7 @@ TEST(Privileges, RootDaemonDropsEveryCapabilityAndStillCountsOtherUsers) {
   std::printf("storm of uid 65534: migwatch %.0f, kernel %lu\n", count.migwatch, count.kernel);
 
   // A QEMU process of another user: the VM is named from its cmdline.
-  NamedWorkload qemu("qemu-system-x86_64");
+  NamedProgram qemu(kWorkload, "qemu-system-x86_64");
   Subprocess vm(kSetpriv, AsNobody({qemu.path(), "-name", "guest=robust-vm,debug-threads=on"}));
   ASSERT_TRUE(vm.ValueOf("vcpu0_tid"));
   vm.Send("flip 500");

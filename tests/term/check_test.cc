@@ -12,8 +12,9 @@
 #include <optional>
 #include <regex>
 
-#include "bpf_test_support.h"
-#include "term_test_support.h"
+#include "support/process.h"
+#include "support/require.h"
+#include "support/text.h"
 #include "top_view.h"
 
 namespace migwatch::testing {
@@ -49,7 +50,7 @@ TEST(Check, PassesOnThisHost) {
   MIGWATCH_REQUIRE_BPF();
   const Finished check = RunToEnd({MIGWATCH_PATH, "check"}, 300);
   std::printf("%s", check.out.c_str());
-  EXPECT_EQ(check.status, 0) << check.out << check.err;
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   EXPECT_NE(check.out.find("\nPASS: migwatch can run on this host.\n"), std::string::npos) << check.out;
   EXPECT_EQ(check.out.find("[FAIL]"), std::string::npos) << check.out;
 
@@ -86,7 +87,7 @@ TEST(Check, PassesOnThisHost) {
 }
 
 void ExpectPrivilegeFailure(const Finished& check, const std::string& euid) {
-  EXPECT_EQ(check.status, 1) << check.out << check.err;
+  EXPECT_EQ(check.exit_code, 1) << check.out << check.err;
   const auto line = LineStartingWith(check.out, "  [FAIL] privileges");
   ASSERT_TRUE(line) << check.out;
   EXPECT_NE(line->find("euid " + euid + ", CAP_BPF no, CAP_PERFMON no, CAP_SYS_ADMIN no"), std::string::npos)

@@ -8,9 +8,12 @@
 #include <fstream>
 #include <functional>
 
-#include "bpf_test_support.h"
-#include "subprocess.h"
-#include "term_test_support.h"
+#include "support/clock.h"
+#include "support/names.h"
+#include "support/process.h"
+#include "support/require.h"
+#include "support/text.h"
+#include "tmux.h"
 #include "top_view.h"
 
 namespace migwatch::testing {
@@ -173,7 +176,7 @@ TEST(Top, PlainTextWhenStdoutIsNotATerminal) {
   Subprocess fake_vm(MW_WORKLOAD_PATH, {"qemu-system-x86_64", "-name", "guest=" + vm + ",debug-threads=on"});
   ASSERT_TRUE(fake_vm.ValueOf("migration_tid"));
 
-  Background top({MIGWATCH_PATH, "top", "-d", "0.5", "-n", "4"});
+  Process top({MIGWATCH_PATH, "top", "-d", "0.5", "-n", "4"});
   ASSERT_TRUE(top.WaitForOutput("migwatch top - ", 60)) << top.Stderr();
   fake_vm.Send("flip 2000");
   ASSERT_TRUE(fake_vm.ValueOf("flipped"));

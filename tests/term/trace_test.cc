@@ -7,11 +7,13 @@
 #include <map>
 #include <regex>
 
-#include "bpf_test_support.h"
 #include "migwatch/kernel/proc/sched.h"
 #include "migwatch/workload/workload.h"
-#include "subprocess.h"
-#include "term_test_support.h"
+#include "support/kernel_truth.h"
+#include "support/names.h"
+#include "support/process.h"
+#include "support/require.h"
+#include "support/text.h"
 #include "top_view.h"
 
 namespace migwatch::testing {
@@ -72,15 +74,15 @@ Event ParseEvent(const std::string& line) {
 }
 
 // A trace started and attached (its column header printed).
-std::unique_ptr<Background> StartTrace(std::vector<std::string> args) {
+std::unique_ptr<Process> StartTrace(std::vector<std::string> args) {
   args.insert(args.begin(), {MIGWATCH_PATH, "trace"});
-  auto trace = std::make_unique<Background>(args);
+  auto trace = std::make_unique<Process>(args);
   EXPECT_TRUE(trace->WaitForOutput("MOVED BY", 60)) << trace->Stderr();
   return trace;
 }
 
 // Interrupts a trace as Ctrl-C does and returns what it printed.
-TraceOutput Stop(Background& trace) {
+TraceOutput Stop(Process& trace) {
   trace.Signal(SIGINT);
   EXPECT_EQ(trace.Wait(120), 0) << trace.Stderr();
   TraceOutput out = Parse(trace.Stdout());
@@ -197,9 +199,9 @@ TEST(Trace, CommFilterKeepsExactlyThatCommsMigrations) {
   HeldStorm storm(3000);
   ASSERT_GT(storm.tid, 0);
   auto trace = StartTrace({"--comm", storm.name, "--max-rate", "10000000"});
-  const uint64_t before = ProcessNrMigrations(storm.process.pid());
+  const uint64_t before = LiveThreadMigrations(storm.process.pid()).value_or(0);
   storm.Run();
-  const uint64_t moved = ProcessNrMigrations(storm.process.pid()) - before;
+  const uint64_t moved = LiveThreadMigrations(storm.process.pid()).value_or(0) - before;
   const TraceOutput out = Stop(*trace);
   ASSERT_TRUE(out.summary);
   const Summary& s = *out.summary;
@@ -222,10 +224,10 @@ TEST(Trace, VmFilterKeepsExactlyThatVmsMigrations) {
   const int cpu = workload::AllowedCpus()[0];
   ASSERT_TRUE(workload::PinThread(fake_vm.pid(), cpu) && workload::PinThread(std::stoi(*migration_tid), cpu));
   auto trace = StartTrace({"--vm", vm, "--max-rate", "10000000"});
-  const uint64_t before = ProcessNrMigrations(fake_vm.pid());
+  const uint64_t before = LiveThreadMigrations(fake_vm.pid()).value_or(0);
   fake_vm.Send("flip 1000");
   ASSERT_TRUE(fake_vm.ValueOf("flipped"));
-  const uint64_t moved = ProcessNrMigrations(fake_vm.pid()) - before;
+  const uint64_t moved = LiveThreadMigrations(fake_vm.pid()).value_or(0) - before;
   const TraceOutput out = Stop(*trace);
   ASSERT_TRUE(out.summary);
   const Summary& s = *out.summary;

@@ -1,12 +1,28 @@
-#include "bpf_test_support.h"
+#include "support/kernel_truth.h"
 
 #include <filesystem>
+#include <string>
 
 #include "migwatch/kernel/proc/sched.h"
 #include "migwatch/kernel/proc/schedstat.h"
 #include "migwatch/kernel/proc/stat.h"
+#include "migwatch/kernel/proc/status.h"
 
 namespace migwatch::testing {
+
+std::optional<uint64_t> LiveThreadMigrations(pid_t pid) {
+  std::error_code ec;
+  uint64_t sum = 0;
+  bool any = false;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    if (auto n = ReadNrMigrations(pid, std::stoi(task.path().filename()))) {
+      sum += *n;
+      any = true;
+    }
+  }
+  if (!any) return std::nullopt;
+  return sum;
+}
 
 std::optional<pid_t> StopperPid(int cpu) {
   const std::string want = "migration/" + std::to_string(cpu);
@@ -26,16 +42,9 @@ std::optional<uint64_t> SchedstatRuntimeNs(pid_t pid) {
   return s->run_ns;
 }
 
-std::optional<uint64_t> LiveThreadMigrations(pid_t pid) {
-  uint64_t sum = 0;
-  std::error_code ec;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    auto n = ReadNrMigrations(pid, std::stoi(task.path().filename()));
-    if (!n) return std::nullopt;
-    sum += *n;
-  }
-  if (ec) return std::nullopt;
-  return sum;
+uint64_t RssBytes(pid_t pid) {
+  auto field = ReadStatusField(pid, "VmRSS");  // "1234 kB"
+  return field ? std::stoull(*field) * 1024 : 0;
 }
 
 }  // namespace migwatch::testing

@@ -1,0 +1,28 @@
+// The kernel's own numbers about tasks, from /proc: what migwatch's counts
+// are checked against.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace migwatch::testing {
+
+/// Sum of se.nr_migrations over the live threads of process `pid`: the
+/// kernel's own count of the process's migrations, as long as none of its
+/// threads has exited. A thread that ends while it is read is left out;
+/// nullopt if no thread could be read (the process is gone). One thread's
+/// count: ReadNrMigrations() of migwatch/kernel/proc/sched.h.
+std::optional<uint64_t> LiveThreadMigrations(pid_t pid);
+
+/// pid of the migration/<cpu> stopper thread, from /proc.
+std::optional<pid_t> StopperPid(int cpu);
+
+/// Runtime in ns of a task from /proc/<pid>/schedstat.
+std::optional<uint64_t> SchedstatRuntimeNs(pid_t pid);
+
+/// Resident set size of a process in bytes (0 if it is gone).
+uint64_t RssBytes(pid_t pid);
+
+}  // namespace migwatch::testing
