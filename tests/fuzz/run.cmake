@@ -9,7 +9,7 @@ endforeach()
 
 if(NOT EXISTS "${FUZZER}")
   message(FATAL_ERROR "${FUZZER} does not exist: the libFuzzer build failed or did not run "
-    "(see the output of the proc_fuzz_build test)")
+    "(see the output of the <component>_fuzz_build test)")
 endif()
 file(GLOB seeds "${CORPUS}/*")
 if(NOT seeds)

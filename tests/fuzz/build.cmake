@@ -1,6 +1,7 @@
-# Configures and builds tests/proc/fuzz with clang++. Run by the CTest test
-# proc_fuzz_build, the fixture the proc_fuzz_<target> tests need:
-#   cmake -DSOURCE_DIR=<tests/proc/fuzz> -DBINARY_DIR=<dir> -P build.cmake
+# Configures and builds a libFuzzer sub-project, tests/<component>/fuzz, with
+# clang++. Run by the CTest test <component>_fuzz_build, the fixture the
+# <component>_fuzz_<name> tests need (fuzz_tests.cmake):
+#   cmake -DSOURCE_DIR=<tests/<component>/fuzz> -DBINARY_DIR=<dir> -P build.cmake
 # clang++ is looked up here, at test time, so installing it needs no reconfigure.
 foreach(variable SOURCE_DIR BINARY_DIR)
   if(NOT DEFINED ${variable})
