@@ -104,9 +104,25 @@ start_observer() {
     sleep 1  # start-up work (a first walk of /proc) is not what is measured
 }
 
+# Whether a child still runs (an exited child not yet waited for does not).
+running() {
+    state=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
 stop_observer() {
     [ -n "$observer_pid" ] || return 0
     kill -INT "$observer_pid" 2>/dev/null
+    # bpftrace 0.17 now and then stays in epoll_wait after its SIGINT, for
+    # good: TERM after 5 s, KILL after 10. The measurement is over by now;
+    # only the next one must not wait for it.
+    tries=0
+    while running "$observer_pid"; do
+        tries=$((tries + 1))
+        [ $tries -eq 50 ] && kill -TERM "$observer_pid" 2>/dev/null
+        [ $tries -ge 100 ] && kill -KILL "$observer_pid" 2>/dev/null
+        sleep 0.1
+    done
     wait "$observer_pid" 2>/dev/null
     if [ "$1" = perf_record ]; then
         exec 3>&- 4<&-

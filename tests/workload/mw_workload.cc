@@ -74,9 +74,20 @@ class Mover {
  public:
   explicit Mover(pid_t tid) {
     if (pipe(request_) || pipe(reply_)) exit(1);
+    // Until it renames itself the child has our name, and a move it made
+    // then would count under our name (rightly) but not in our process's
+    // se.nr_migrations: it starts on this CPU alone, and takes our CPUs
+    // back once it has its own name.
+    cpu_set_t ours, here;
+    if (sched_getaffinity(0, sizeof(ours), &ours)) exit(1);
+    CPU_ZERO(&here);
+    CPU_SET(sched_getcpu(), &here);
+    sched_setaffinity(0, sizeof(here), &here);
     pid_ = fork();
+    if (pid_ != 0) sched_setaffinity(0, sizeof(ours), &ours);
     if (pid_ == 0) {
       SetComm("mw-mover");
+      sched_setaffinity(0, sizeof(ours), &ours);
       prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
       close(request_[1]);  // or reading request_[0] never sees the end
       close(reply_[0]);
