@@ -64,6 +64,7 @@ void AddCounterFamilies(const CounterSnapshot& s, std::vector<MetricFamily>* out
 
   Family cpus("migwatch_cpu_migrations_total");
   for (size_t cpu = 0; cpu < s.cpu_moves.size(); ++cpu) {
+    if (!CpuShown(s, cpu)) continue;
     cpus.Add({std::to_string(cpu), "in"}, s.cpu_moves[cpu].in);
     cpus.Add({std::to_string(cpu), "out"}, s.cpu_moves[cpu].out);
   }
@@ -79,6 +80,7 @@ void AddCounterFamilies(const CounterSnapshot& s, std::vector<MetricFamily>* out
   Family stopper_cpu("migwatch_stopper_cpu_seconds_total");
   Family stopper_runs("migwatch_stopper_runs_total");
   for (size_t cpu = 0; cpu < s.cpus.size(); ++cpu) {
+    if (!CpuShown(s, cpu)) continue;
     stopper_cpu.Add({std::to_string(cpu)}, s.cpus[cpu].stopper_run_ns / kNsPerSecond);
     stopper_runs.Add({std::to_string(cpu)}, s.cpus[cpu].stopper_runs);
   }

@@ -1,7 +1,5 @@
 #include "migwatch/kernel/kernel_info.h"
 
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include <cerrno>
@@ -65,6 +63,18 @@ CpuTopology ReadCpuTopology(const std::string& sysfs_root) {
     }
   }
   return topo;
+}
+
+std::vector<bool> ReadOnlineCpus(size_t possible, const std::string& sysfs_root) {
+  std::ifstream in(sysfs_root + "/devices/system/cpu/online");
+  std::string list;
+  std::getline(in, list);
+  const auto cpus = ParseCpuList(list);
+  if (!in || !cpus) return std::vector<bool>(possible, true);
+  std::vector<bool> online(possible, false);
+  for (unsigned cpu : *cpus)
+    if (cpu < possible) online[cpu] = true;
+  return online;
 }
 
 std::string KernelRelease() {

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <tuple>
 
+#include "migwatch/kernel/kernel_info.h"
 #include "migwatch/kernel/probes.h"
 
 bool operator<(const mw_process_key& a, const mw_process_key& b) {
@@ -68,10 +69,18 @@ void CountWakeups(ProcessEntry* entry, uint64_t exited_migrations, const Process
   entry->stats.migrations[MW_REASON_WAKEUP] = total > others ? total - others : 0;
 }
 
+bool CpuShown(const CounterSnapshot& s, size_t cpu) {
+  if (cpu < s.online.size() && s.online[cpu]) return true;
+  const bool moved = cpu < s.cpu_moves.size() && (s.cpu_moves[cpu].in || s.cpu_moves[cpu].out);
+  const bool stopped = cpu < s.cpus.size() && s.cpus[cpu].stopper_runs;
+  return moved || stopped;
+}
+
 bool ReadCounters(const Probes& probes, CounterSnapshot* out) {
   const unsigned cpus = probes.possible_cpus();
   bool ok = true;
   *out = CounterSnapshot{};
+  out->online = ReadOnlineCpus(cpus);
 
   // Each CPU's value begins with struct mw_cpu; the programs' state follows.
   const uint32_t zero = 0;

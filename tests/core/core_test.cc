@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "migwatch/kernel/kernel_info.h"
+#include "migwatch/kernel/maps.h"
 #include "migwatch/model/labels.h"
 #include "migwatch/cli/logging.h"
 
@@ -56,6 +57,32 @@ TEST_F(FakeSysfs, NoNodesIsOneNode) {
   CpuTopology topo = ReadCpuTopology(root_);
   EXPECT_EQ(topo.nr_nodes, 1u);
   EXPECT_TRUE(topo.node_of_cpu.empty());
+}
+
+TEST_F(FakeSysfs, OnlineCpusFromTheirList) {
+  fs::create_directories(root_ / "devices/system/cpu");
+  std::ofstream(root_ / "devices/system/cpu/online") << "0-1,4\n";
+  EXPECT_EQ(ReadOnlineCpus(6, root_), (std::vector<bool>{true, true, false, false, true, false}));
+  // A CPU beyond the possible ones (a list from another machine) is left out.
+  EXPECT_EQ(ReadOnlineCpus(2, root_), (std::vector<bool>{true, true}));
+}
+
+TEST_F(FakeSysfs, UnreadableOnlineListCountsEveryCpuOnline) {
+  EXPECT_EQ(ReadOnlineCpus(3, root_), (std::vector<bool>{true, true, true}));
+}
+
+TEST(CpuShown, OnlineOrCountedSomething) {
+  CounterSnapshot s;
+  s.online = {true, false, false, false};
+  s.cpus.assign(4, mw_cpu_counters{});
+  s.cpu_moves.assign(4, mw_cpu_moves{});
+  s.cpu_moves[2].out = 3;   // went offline after moving tasks off
+  s.cpus[3].stopper_runs = 1;  // its stopper ran during a teardown
+  EXPECT_TRUE(CpuShown(s, 0));
+  EXPECT_FALSE(CpuShown(s, 1));  // possible, never online, nothing counted
+  EXPECT_TRUE(CpuShown(s, 2));
+  EXPECT_TRUE(CpuShown(s, 3));
+  EXPECT_FALSE(CpuShown(s, 4));  // beyond what was read
 }
 
 TEST(ReadCpuTopology, ThisMachineCoversItsOnlineCpus) {

@@ -23,6 +23,10 @@ CpuTopology ReadCpuTopology(const std::string& sysfs_root = "/sys");
 /// malformed input.
 std::optional<std::vector<unsigned>> ParseCpuList(std::string_view list);
 
+/// Which of `possible` CPUs are online, from
+/// <sysfs_root>/devices/system/cpu/online; all of them if it cannot be read.
+std::vector<bool> ReadOnlineCpus(size_t possible, const std::string& sysfs_root = "/sys");
+
 /// "6.18.44-..." from uname(2).
 std::string KernelRelease();
 

@@ -28,6 +28,7 @@ struct CounterSnapshot {
   mw_cpu_counters host{};                ///< summed over CPUs
   std::vector<mw_cpu_counters> cpus;     ///< as each CPU counted; indexed by CPU
   std::vector<mw_cpu_moves> cpu_moves;   ///< indexed by CPU
+  std::vector<bool> online;              ///< indexed by CPU: online when read
   unsigned nr_nodes = 1;
   std::vector<uint64_t> node_moves;      ///< [from * nr_nodes + to]
 };
@@ -41,6 +42,11 @@ struct ProcessEntry {
   mw_process_stats stats{};      ///< zero where the process has no entry yet
   uint64_t live_migrations = 0;  ///< sum of its live threads' se.nr_migrations
 };
+
+/// Whether a CPU gets per-CPU series: online, or it has counted something
+/// (a CPU that went offline keeps its series). Hosts often report many more
+/// possible CPUs than they ever bring online.
+bool CpuShown(const CounterSnapshot& s, size_t cpu);
 
 /// Migrations of `stats` of every reason but wakeup.
 uint64_t OtherMigrations(const mw_process_stats& stats);
