@@ -105,23 +105,6 @@ std::optional<uint64_t> KernelMigrationsOfThisProcess() {
   return sum;
 }
 
-// The kernel's count of this process and migwatch's, read between two
-// readings of the kernel's that agree: a move the kernel makes while they
-// are read (the last stopper run of a pin completing, say) is then in both
-// or in neither.
-std::pair<std::optional<uint64_t>, std::optional<ProcessEntry>> StableReading(Session& session) {
-  std::optional<uint64_t> kernel = KernelMigrationsOfThisProcess();
-  std::optional<ProcessEntry> counted;
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    counted = session.ReadProcess(getpid());
-    const auto again = KernelMigrationsOfThisProcess();
-    if (again == kernel) break;
-    kernel = again;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return {kernel, counted};
-}
-
 // Flips a spinning thread of this process between two CPUs while it runs,
 // so that every flip needs the stopper, and compares this process's counts
 // with the kernel's own (no thread starts or ends meanwhile).
@@ -138,16 +121,19 @@ void CheckStorm(Report& report, Session& session, uint32_t flips) {
   // Pinned too, this thread cannot move between the readings below.
   workload::PinThread(workload::CurrentTid(), b);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const auto [kernel_before, read_before] = StableReading(session);
+  const auto kernel_before = KernelMigrationsOfThisProcess();
   // None before its first migration: zero.
-  const ProcessEntry before = read_before.value_or(ProcessEntry{});
+  const ProcessEntry before = session.ReadProcess(getpid()).value_or(ProcessEntry{});
   const auto start = std::chrono::steady_clock::now();
   const uint64_t done =
       workload::FlipAffinity(tid, a, b, flips, [](int cpu) { workload::PinThread(workload::CurrentTid(), cpu); });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  // Pinned to one CPU, the main thread no longer moves; the spinner stays
-  // pinned too.
-  const auto [kernel_after, read_after] = StableReading(session);
+  // FlipAffinity leaves this thread allowed on both CPUs, where a wakeup
+  // could move it between the two readings below: pinned again first. The
+  // spinner stays pinned where the last flip put it.
+  workload::PinThread(workload::CurrentTid(), b);
+  const auto read_after = session.ReadProcess(getpid());
+  const auto kernel_after = KernelMigrationsOfThisProcess();
   if (!kernel_before || !kernel_after) {
     report.Fail("storm", "cannot read se.nr_migrations from /proc/self/task/*/sched");
     return;
