@@ -62,6 +62,20 @@ run_workload() {
 }
 
 observer_pid=
+# wait_ready NAME LOG COMMAND...: runs COMMAND every 0.1 s until it succeeds,
+# failing with NAME's LOG if the observer exits or 2 minutes pass.
+wait_ready() {
+    name=$1 log=$2
+    shift 2
+    tries=0
+    until "$@"; do
+        tries=$((tries + 1))
+        [ $tries -lt 1200 ] || fail "$name did not start: $(cat "$log")"
+        kill -0 "$observer_pid" 2>/dev/null || fail "$name exited: $(cat "$log")"
+        sleep 0.1
+    done
+}
+
 # Starts the observer of a condition and waits until it watches.
 start_observer() {
     observer_pid=
@@ -70,24 +84,12 @@ start_observer() {
     migwatch)
         "$MIGWATCH" --web.listen-address "127.0.0.1:$PORT" --log.level warn >"$WORK/migwatch.log" 2>&1 &
         observer_pid=$!
-        tries=0
-        until fetch "http://127.0.0.1:$PORT/metrics"; do
-            tries=$((tries + 1))
-            [ $tries -lt 1200 ] || fail "migwatch did not serve: $(cat "$WORK/migwatch.log")"
-            kill -0 "$observer_pid" 2>/dev/null || fail "migwatch exited: $(cat "$WORK/migwatch.log")"
-            sleep 0.1
-        done ;;
+        wait_ready migwatch "$WORK/migwatch.log" fetch "http://127.0.0.1:$PORT/metrics" ;;
     bpftrace)
         "$BPFTRACE" -e 'BEGIN { printf("ready\n"); } tracepoint:sched:sched_migrate_task { @[comm] = count(); }' \
             >"$WORK/bpftrace.log" 2>&1 &
         observer_pid=$!
-        tries=0
-        until grep -q '^ready' "$WORK/bpftrace.log"; do
-            tries=$((tries + 1))
-            [ $tries -lt 1200 ] || fail "bpftrace did not start: $(cat "$WORK/bpftrace.log")"
-            kill -0 "$observer_pid" 2>/dev/null || fail "bpftrace exited: $(cat "$WORK/bpftrace.log")"
-            sleep 0.1
-        done ;;
+        wait_ready bpftrace "$WORK/bpftrace.log" grep -q '^ready' "$WORK/bpftrace.log" ;;
     perf_record)
         # Events off until enabled through the control fifo: "ack" says on.
         rm -f "$WORK/ctl" "$WORK/ack"
