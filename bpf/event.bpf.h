@@ -107,6 +107,14 @@ static __always_inline bool current_idle_or_blocking(void)
 	return BPF_CORE_READ(cur, pid) == 0 || task_state(cur, false) != 0;
 }
 
+/* A kernel thread of the stopper's priority. flags shares its cache line
+ * with the state the scheduler has just read, prio lies in another: user
+ * tasks, nearly every task a switch or wakeup sees, leave before prio. */
+static __always_inline bool is_stopper_prio(struct task_struct *t, const bool btf)
+{
+	return (MW_READ(btf, t, flags) & PF_KTHREAD) && MW_READ(btf, t, prio) == STOPPER_PRIO;
+}
+
 static __always_inline __u32 task_flags(struct task_struct *t, const bool btf)
 {
 	return (MW_READ(btf, t, flags) & PF_KTHREAD) ? MW_TASK_KTHREAD : 0;

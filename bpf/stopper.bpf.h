@@ -154,21 +154,21 @@ static __always_inline void note_stopper_request(struct stopper_request *req, st
 	req->requester_pid = tid;
 }
 
-/* Every wakeup passes here: all but stopper-priority tasks leave at the
- * first load. */
-static __always_inline int handle_waking(struct task_struct *p, const bool btf)
+/* A stopper is woken: note who asked and in what context. A function of its
+ * own, reading through probe reads: the wakeup program's common path then
+ * uses few registers and its prologue saves none (the JIT saves the callee-
+ * saved registers a function uses anywhere, on every run). */
+static __noinline int note_stopper_wakeup(struct task_struct *p)
 {
 	struct stopper_request *req;
 	struct event ev;
 	__u32 cpu, pid;
 
-	if (MW_READ(btf, p, prio) != STOPPER_PRIO || !(MW_READ(btf, p, flags) & PF_KTHREAD))
-		return 0;
-	cpu = task_cpu(p, btf);
+	cpu = task_cpu(p, false);
 	req = bpf_map_lookup_elem(&stopper_requests, &cpu);
 	if (!req)
 		return 0;
-	pid = MW_READ(btf, p, pid);
+	pid = BPF_CORE_READ(p, pid);
 	if (pid != req->stopper_pid) {
 		if (req->stopper_pid || !is_stopper_task(p))
 			return 0;
@@ -177,6 +177,13 @@ static __always_inline int handle_waking(struct task_struct *p, const bool btf)
 	if (event_open(&ev))
 		note_stopper_request(req, &ev);
 	return 0;
+}
+
+/* Every wakeup passes here: all but stopper-priority kernel threads leave
+ * at the first load. */
+static __always_inline int handle_waking(struct task_struct *p, const bool btf)
+{
+	return is_stopper_prio(p, btf) ? note_stopper_wakeup(p) : 0;
 }
 
 /* ---- What a run cost, and whom it is charged to ------------------------------ */
