@@ -12,7 +12,7 @@
 static __always_inline __u32 classify_stopper_move(struct event *ev, struct task_struct *p, __u32 src,
 						   const bool btf)
 {
-	struct stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
+	struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 	__u32 tid = MW_READ(btf, p, pid), reason;
 
 	if (!task_allows_cpu(p, src, btf))
@@ -111,6 +111,33 @@ static __always_inline void count_affinity_change(struct event *ev, struct task_
 		add(&ps->affinity_changes, 1);
 }
 
+/*
+ * The first move of a stopper run is added to its process's entry when the
+ * run ends (stopper.bpf.h, settle_deferred_move), by the lookup of that
+ * entry the run's charging makes anyway: an affinity storm's every move is
+ * such a move, and the lookup is most of its cost. Not for moves whose
+ * count must be in place before the run ends: those of an exiting thread
+ * (exited_migrations), at an exec (the exec record carries the counts) and
+ * off a dying CPU (the run may end untraced). False if the move must be
+ * counted now.
+ */
+static __always_inline bool defer_stopper_move(struct event *ev, struct task_struct *p,
+					       const struct mw_process_key *key, __u32 reason, bool exiting)
+{
+	struct mw_stopper_request *req;
+
+	if (ev->st->run_moves || exiting || reason == MW_REASON_EXEC || reason == MW_REASON_HOTPLUG)
+		return false;
+	req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
+	if (!req || req->deferred.task)
+		return false;
+	req->deferred.process = *key;
+	req->deferred.reason = reason;
+	req->deferred.counted = reason != MW_REASON_WAKEUP || count_wakeups;
+	req->deferred.task = (__u64)p;
+	return true;
+}
+
 static __always_inline void count_migration(struct event *ev, struct task_struct *p, __u32 src, __u32 dst,
 					    __u32 classified, const bool btf)
 {
@@ -139,7 +166,8 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 	 * per-thread count (abi.h), read by the task iterator. */
 	if (reason != MW_REASON_WAKEUP || count_wakeups || exiting || stopper_run || ev->set->trace_on) {
 		process_key_of(p, &key, btf);
-		ps = process_of_task(p, &key, ev);
+		if (!stopper_run || !defer_stopper_move(ev, p, &key, reason, exiting))
+			ps = process_of_task(p, &key, ev);
 	}
 	if (ps && (reason != MW_REASON_WAKEUP || count_wakeups))
 		add(&ps->migrations[reason], 1);

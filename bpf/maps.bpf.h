@@ -50,6 +50,8 @@ const volatile __s64 preempt_count_from_rq = 0;
 /* 1 where user space cannot run the task iterator: wakeups are then counted
  * per process here, on every wakeup migration (abi.h, mw_process_stats). */
 const volatile __u32 count_wakeups = 0;
+/* Possible CPUs: the size of the CPU-indexed maps. */
+const volatile __u32 possible_cpus = 1;
 
 /* What user space switches while the programs run (abi.h). */
 MW_MAP(settings, ARRAY, 1, __u32, struct mw_settings);
@@ -126,23 +128,11 @@ struct cpu_slot {
 
 MW_MAP(cpus, PERCPU_ARRAY, 1, __u32, struct cpu_slot);
 
-/* Who woke a CPU's stopper and in what context. Indexed by the stopper's CPU
- * and written by the waker's CPU, hence a shared array; the stopper sleeps
- * while it is written, so the two never race over one run. Only wakers in
- * task context write the requester: work queued from an interrupt is the
- * kernel's (`work` says so), and one that finds the stopper awake already
- * leaves no trace, so the last task that asked stays the best answer. */
-struct stopper_request {
-	__u32 stopper_pid; /* of migration/<cpu>: user space writes it first */
-	__u32 work;	   /* enum mw_work the waker's context names, or NONE */
-	__u32 requester_pid;
-	__u32 requester_flags;
-	struct mw_process_key requester; /* MW_KERNEL_TGID: interrupt context */
-	char requester_comm[MW_COMM_LEN];
-	__u32 numa_tids[2]; /* tasks a NUMA request moves */
-};
-
-MW_MAP(stopper_requests, ARRAY, 1, __u32, struct stopper_request);
+/* Who woke each CPU's stopper, and the first move of its current run
+ * (abi.h, mw_stopper_request). Indexed by the stopper's CPU and written by
+ * the waker's CPU, hence a shared array; the stopper sleeps while it is
+ * written, so the two never race over one run. */
+MW_MAP(stopper_requests, ARRAY, 1, __u32, struct mw_stopper_request);
 
 /* Per CPU: time of its last teardown step (ns), 0 once it comes back up. */
 MW_MAP(cpu_teardown, ARRAY, 1, __u32, __u64);

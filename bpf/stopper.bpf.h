@@ -32,6 +32,35 @@ static __always_inline bool is_stopper_task(struct task_struct *t)
 	       comm[8] == 'n' && comm[9] == '/';
 }
 
+/* ---- The first move of a run, counted at its end ------------------------------ */
+
+/* Adds a stopper run's pending move (classify.bpf.h, defer_stopper_move) to
+ * its process's entry, created if new, and returns that entry; NULL if
+ * nothing was pending. The moved task is named only on creation: it cannot
+ * have been freed, since this CPU has not passed a quiescent state since
+ * the move, except after a switch out that was never traced, where the
+ * probe read may at worst name a new entry wrongly, never fault. */
+static __noinline struct mw_process_stats *settle_deferred_move(struct mw_stopper_request *req, struct event *ev)
+{
+	struct task_struct *moved = (struct task_struct *)req->deferred.task;
+	struct mw_process_stats init = {}, *ps;
+	__u64 reason;
+
+	if (!moved)
+		return NULL;
+	ps = bpf_map_lookup_elem(&process_stats, &req->deferred.process);
+	if (!ps) {
+		BPF_CORE_READ_INTO(&init.comm, moved, group_leader, comm);
+		init.flags = task_flags(moved, false);
+		ps = process_entry(&req->deferred.process, &init, ev);
+	}
+	reason = bounded_index(req->deferred.reason, MW_REASON_COUNT, MW_REASON_OTHER);
+	if (ps && req->deferred.counted)
+		add(&ps->migrations[reason], 1);
+	req->deferred.task = 0;
+	return ps;
+}
+
 /* ---- CPU hotplug ---------------------------------------------------------- */
 
 /* Whether any CPU took a teardown step lately; the clock is read only after
@@ -61,9 +90,28 @@ static __always_inline bool cpu_in_teardown(__u32 cpu)
 	return teardown && *teardown && bpf_ktime_get_ns() - *teardown < HOTPLUG_WINDOW_NS;
 }
 
+/* A CPU that died in the middle of a stopper run (take_cpu_down() is stopper
+ * work) never traces the run's end: the control CPU settles its pending
+ * move in the teardown steps after the death, below CPUHP_TEARDOWN_CPU. */
+static __always_inline void settle_dead_cpu(unsigned int cpu, int idx)
+{
+	struct mw_stopper_request *req;
+	struct event ev;
+
+	if (!bpf_core_enum_value_exists(enum cpuhp_state, CPUHP_TEARDOWN_CPU) ||
+	    idx >= bpf_core_enum_value(enum cpuhp_state, CPUHP_TEARDOWN_CPU) || cpu == bpf_get_smp_processor_id())
+		return;
+	req = bpf_map_lookup_elem(&stopper_requests, &cpu);
+	if (req && req->deferred.task && event_open(&ev))
+		settle_deferred_move(req, &ev);
+}
+
 static __always_inline int handle_cpuhp_enter(unsigned int cpu, int target, int idx)
 {
 	__u64 *teardown = bpf_map_lookup_elem(&cpu_teardown, &cpu);
+
+	if (target < idx)
+		settle_dead_cpu(cpu, idx);
 
 	if (target < idx) {
 		__u64 now = bpf_ktime_get_ns();
@@ -103,7 +151,7 @@ static __always_inline int announce_numa(struct task_struct *a, struct task_stru
  * interrupt, exec balancing runs inside execve(), NUMA balancing announced
  * itself, a teardown is under way. An affinity change says nothing here:
  * its moves (the source CPU no longer allowed) name it during the run. */
-static __always_inline void note_requester(struct stopper_request *req, struct task_struct *cur, const bool btf)
+static __always_inline void note_requester(struct mw_stopper_request *req, struct task_struct *cur, const bool btf)
 {
 	req->work = task_in_execve(cur, btf) ? MW_WORK_EXEC : MW_WORK_NONE;
 	req->requester_flags = task_flags(cur, btf);
@@ -111,7 +159,7 @@ static __always_inline void note_requester(struct stopper_request *req, struct t
 	BPF_CORE_READ_INTO(&req->requester_comm, cur, group_leader, comm);
 }
 
-static __always_inline void note_stopper_request(struct stopper_request *req, struct event *ev)
+static __always_inline void note_stopper_request(struct mw_stopper_request *req, struct event *ev)
 {
 	enum mw_context ctx = event_context(ev);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -126,7 +174,7 @@ static __always_inline void note_stopper_request(struct stopper_request *req, st
 	/* A stopper that hands its work on to another CPU's (the task moved
 	 * meanwhile) passes on who asked for it. */
 	if (ev->in_stopper) {
-		struct stopper_request *own = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
+		struct mw_stopper_request *own = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 
 		if (own && own != req) {
 			req->work = own->work;
@@ -160,7 +208,7 @@ static __always_inline void note_stopper_request(struct stopper_request *req, st
  * saved registers a function uses anywhere, on every run). */
 static __noinline int note_stopper_wakeup(struct task_struct *p)
 {
-	struct stopper_request *req;
+	struct mw_stopper_request *req;
 	struct event ev;
 	__u32 cpu, pid;
 
@@ -188,7 +236,7 @@ static __always_inline int handle_waking(struct task_struct *p, const bool btf)
 
 /* ---- What a run cost, and whom it is charged to ------------------------------ */
 
-static __always_inline __u32 resolve_run_work(const struct cpu_state *st, const struct stopper_request *req)
+static __always_inline __u32 resolve_run_work(const struct cpu_state *st, const struct mw_stopper_request *req)
 {
 	__u32 asked = req ? req->work : MW_WORK_NONE;
 	__u32 named = st->fentry_work, moved;
@@ -214,7 +262,7 @@ static __always_inline __u32 resolve_run_work(const struct cpu_state *st, const 
 static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
-	struct stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &cpu);
+	struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &cpu);
 	struct mw_process_stats init = {}, *ps;
 	struct mw_process_key kernel = {};
 	const struct mw_process_key *requester = &kernel;
@@ -247,13 +295,28 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 		if (st->run_affinity_changes)
 			add(&ps->affinity_changes, st->run_affinity_changes);
 	}
-	if (st->run_moves && (ps = bpf_map_lookup_elem(&process_stats, &st->run_moved)))
-		add(&ps->stopper_moved_ns, dur);
+	if (st->run_moves) {
+		ps = req ? settle_deferred_move(req, &ev) : NULL;
+		if (ps || (ps = bpf_map_lookup_elem(&process_stats, &st->run_moved)))
+			add(&ps->stopper_moved_ns, dur);
+	}
 	if (req) {
 		req->work = MW_WORK_NONE;
 		req->numa_tids[0] = 0;
 		req->numa_tids[1] = 0;
 	}
+}
+
+/* The end of a stopper run whose start was not seen (it was running when
+ * the programs were attached): its time is unknown, its move is not. */
+static __noinline void settle_untimed_run(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &cpu);
+	struct event ev;
+
+	if (req && req->deferred.task && event_open(&ev))
+		settle_deferred_move(req, &ev);
 }
 
 /* Every context switch passes here. On the common path it reads three fields
@@ -280,8 +343,11 @@ static __always_inline int handle_switch(struct task_struct *prev, struct task_s
 	if (!slot)
 		return 0;
 	st = &slot->state;
-	if (prev_stopper_prio && st->stopper_runtime && MW_READ(btf, prev, pid) == slot->shared.stopper_pid) {
-		charge_stopper_run(slot, MW_READ(btf, prev, se.sum_exec_runtime) - st->stopper_runtime);
+	if (prev_stopper_prio && MW_READ(btf, prev, pid) == slot->shared.stopper_pid) {
+		if (st->stopper_runtime)
+			charge_stopper_run(slot, MW_READ(btf, prev, se.sum_exec_runtime) - st->stopper_runtime);
+		else
+			settle_untimed_run(); /* its start came before ours */
 		st->stopper_runtime = 0;
 	}
 	if (!next_stopper_prio)
@@ -294,7 +360,9 @@ static __always_inline int handle_switch(struct task_struct *prev, struct task_s
 	}
 	runtime = MW_READ(btf, next, se.sum_exec_runtime);
 	if (st->stopper_runtime)
-		charge_stopper_run(slot, runtime - st->stopper_runtime);
+		charge_stopper_run(slot, runtime - st->stopper_runtime); /* its end was not traced */
+	else
+		settle_untimed_run();
 	st->stopper_runtime = runtime;
 	st->fentry_work = MW_WORK_NONE;
 	st->in_migration_cpu_stop = 0;

@@ -91,7 +91,7 @@ static __always_inline void emit_migration(struct event *ev, struct task_struct 
 	e->pad = 0;
 	BPF_CORE_READ_INTO(&e->comm, p, comm);
 	if (ev->in_stopper) {
-		struct stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
+		struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 
 		e->requester_pid = req ? req->requester_pid : MW_KERNEL_TGID;
 		e->requester_tgid = req ? req->requester.tgid : MW_KERNEL_TGID;
@@ -115,6 +115,27 @@ static __always_inline void emit_migration(struct event *ev, struct task_struct 
 
 /* ---- Thread lifecycle records ------------------------------------------------ */
 
+/* The stopper runs' moves of `key`'s threads not yet in its entry, of other
+ * reasons than wakeup (abi.h, mw_deferred_move). A scan of every CPU: only
+ * for the rare records that carry counts. */
+static __noinline __u64 pending_moves_of(const struct mw_process_key *key)
+{
+	__u64 pending = 0;
+
+	for (__u32 cpu = 0; cpu < MW_MAX_CPUS; cpu++) {
+		struct mw_stopper_request *req;
+		__u32 index = cpu;
+
+		if (cpu >= possible_cpus)
+			break;
+		req = bpf_map_lookup_elem(&stopper_requests, &index);
+		if (req && req->deferred.task && req->deferred.counted && req->deferred.reason != MW_REASON_WAKEUP &&
+		    req->deferred.process.tgid == key->tgid && req->deferred.process.start_ns == key->start_ns)
+			pending++;
+	}
+	return pending;
+}
+
 /* `comm`: the new name of a rename (traced before the task has it), else
  * NULL for the task's own. `with_counts`: a change of the process's name
  * (an exec, a rename of its leader), which carries the counts so far. */
@@ -125,6 +146,7 @@ static __always_inline void send_task_event(struct task_struct *t, __u32 kind, c
 	struct mw_process_stats *ps;
 	struct mw_process_key key;
 	struct mw_task_event *e;
+	__u64 pending;
 
 	e = bpf_ringbuf_reserve(&task_events, sizeof(*e), 0);
 	if (!e) {
@@ -143,6 +165,10 @@ static __always_inline void send_task_event(struct task_struct *t, __u32 kind, c
 		bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), comm);
 	else
 		BPF_CORE_READ_INTO(&e->comm, t, comm);
+	/* Before the entry's counts: a pending move counted there too is taken
+	 * twice for another reason, so that the wakeups derived below fall
+	 * short rather than exceed (as in user space, CountWakeups). */
+	pending = with_counts && !count_wakeups ? pending_moves_of(&key) : 0;
 	/* A process that has not migrated yet has no entry: its counts are 0. */
 	ps = with_counts ? bpf_map_lookup_elem(&process_stats, &key) : NULL;
 	e->has_counts = with_counts;
@@ -153,7 +179,7 @@ static __always_inline void send_task_event(struct task_struct *t, __u32 kind, c
 	if (with_counts && !count_wakeups) {
 		/* Its wakeups so far: exact at an exec, where this is the only
 		 * thread left; a lower bound at a rename. */
-		__u64 total = e->counts.exited_migrations + e->nr_migrations, others = 0;
+		__u64 total = e->counts.exited_migrations + e->nr_migrations, others = pending;
 
 		for (int r = 0; r < MW_REASON_COUNT; ++r)
 			if (r != MW_REASON_WAKEUP)

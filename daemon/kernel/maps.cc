@@ -26,11 +26,12 @@ namespace {
 template <typename T>
 constexpr bool kPadded = sizeof(T) % 8 == 0;
 
-// Reads keys 0..count-1 of a per-CPU array in one batch: `values` gets
-// count * cpus copies, key-major.
+// Reads keys 0..count-1 of an array in one batch: `values` gets count * cpus
+// copies, key-major, `cpus` being the possible CPUs for a per-CPU array and
+// 1 for a plain one.
 template <typename T>
-bool LookupPerCpuArray(int fd, uint32_t count, unsigned cpus, std::vector<T>* values) {
-  static_assert(kPadded<T>, "per-CPU values must be 8-byte multiples");
+bool LookupArray(int fd, uint32_t count, unsigned cpus, std::vector<T>* values) {
+  static_assert(kPadded<T>, "array values must be 8-byte multiples to be read in batches");
   values->assign(static_cast<size_t>(count) * cpus, T{});
   std::vector<uint32_t> keys(count);
   uint32_t out_batch = 0, done = 0;
@@ -63,7 +64,7 @@ uint64_t OtherMigrations(const mw_process_stats& stats) {
 
 void CountWakeups(ProcessEntry* entry, uint64_t exited_migrations, const ProcessBaseline& baseline) {
   const uint64_t all = entry->live_migrations + exited_migrations;
-  const uint64_t counted = OtherMigrations(entry->stats);
+  const uint64_t counted = OtherMigrations(entry->stats) + entry->pending_others;
   const uint64_t total = all > baseline.total ? all - baseline.total : 0;
   const uint64_t others = counted > baseline.others ? counted - baseline.others : 0;
   entry->stats.migrations[MW_REASON_WAKEUP] = total > others ? total - others : 0;
@@ -110,7 +111,7 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out) {
   // Key = the CPU moved from or to; one copy per counting CPU.
   std::vector<mw_cpu_moves> moves;
   out->cpu_moves.assign(cpus, mw_cpu_moves{});
-  if (LookupPerCpuArray(probes.cpu_moves_fd(), cpus, cpus, &moves)) {
+  if (LookupArray(probes.cpu_moves_fd(), cpus, cpus, &moves)) {
     for (unsigned cpu = 0; cpu < cpus; ++cpu)
       for (unsigned counter = 0; counter < cpus; ++counter) {
         out->cpu_moves[cpu].in += moves[cpu * cpus + counter].in;
@@ -123,7 +124,7 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out) {
   out->nr_nodes = probes.nr_nodes();
   out->node_moves.assign(out->nr_nodes * out->nr_nodes, 0);
   std::vector<uint64_t> counts;
-  if (LookupPerCpuArray(probes.node_moves_fd(), out->nr_nodes * out->nr_nodes, cpus, &counts)) {
+  if (LookupArray(probes.node_moves_fd(), out->nr_nodes * out->nr_nodes, cpus, &counts)) {
     for (size_t i = 0; i < out->node_moves.size(); ++i)
       out->node_moves[i] = std::accumulate(counts.begin() + i * cpus, counts.begin() + (i + 1) * cpus, uint64_t{0});
   } else {
@@ -152,6 +153,15 @@ bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out) {
     in_batch = out_batch;
     first = false;
   }
+}
+
+bool ReadPendingMoves(const Probes& probes, std::map<mw_process_key, uint64_t>* out) {
+  out->clear();
+  std::vector<mw_stopper_request> requests;
+  if (!LookupArray(probes.stopper_requests_fd(), probes.possible_cpus(), 1, &requests)) return false;
+  for (const auto& r : requests)
+    if (r.deferred.task && r.deferred.counted && r.deferred.reason != MW_REASON_WAKEUP) ++(*out)[r.deferred.process];
+  return true;
 }
 
 bool ReadProcessEntry(const Probes& probes, const mw_process_key& key, mw_process_stats* out) {

@@ -214,6 +214,7 @@ bool Configure(migwatch_bpf* skel, const ProbeOptions& options, unsigned possibl
   ro->trace_pid = options.trace_pid;
   ro->preempt_count_from_rq = preempt_count_from_rq;
   ro->count_wakeups = !with_task_iterator;
+  ro->possible_cpus = possible_cpus;
   const unsigned nodes = std::min<unsigned>(topo.nr_nodes, MW_MAX_NODES);
 
   auto* maps = &skel->maps;
@@ -485,6 +486,7 @@ size_t Probes::cpu_value_size() const { return bpf_map__value_size(skel_->maps.c
 int Probes::cpu_moves_fd() const { return bpf_map__fd(skel_->maps.cpu_moves); }
 int Probes::node_moves_fd() const { return bpf_map__fd(skel_->maps.node_moves); }
 int Probes::process_stats_fd() const { return bpf_map__fd(skel_->maps.process_stats); }
+int Probes::stopper_requests_fd() const { return bpf_map__fd(skel_->maps.stopper_requests); }
 int Probes::watched_tids_fd() const { return bpf_map__fd(skel_->maps.watched_tids); }
 int Probes::trace_events_fd() const { return bpf_map__fd(skel_->maps.trace_events); }
 int Probes::task_events_fd() const { return bpf_map__fd(skel_->maps.task_events); }

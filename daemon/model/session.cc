@@ -108,6 +108,9 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
     if (!probes_->ReadThreadRecords(&threads)) spdlog::warn("the task iterator could not be read in full");
     for (const auto& t : threads) live[t.process] += t.nr_migrations;
   }
+  // After the live threads, before the reasons (CountWakeups).
+  std::map<mw_process_key, uint64_t> pending;
+  if (iterated && !ReadPendingMoves(*probes_, &pending)) spdlog::warn("the stopper map could not be read");
   if (counters && !ReadCounters(*probes_, counters)) spdlog::warn("some BPF counters could not be read");
   if (!ReadProcessEntries(*probes_, &entries)) spdlog::warn("the process map could not be read in full");
   if (iterated) {
@@ -125,6 +128,8 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
       }
       ProcessEntry& e = entries[it->second];
       e.live_migrations = migrations;
+      auto p = pending.find(key);
+      e.pending_others = p == pending.end() ? 0 : p->second;
       auto x = exited.find(key);
       auto b = baseline_.find(key);
       CountWakeups(&e, x == exited.end() ? 0 : x->second, b == baseline_.end() ? ProcessBaseline{} : b->second);

@@ -206,6 +206,36 @@ struct mw_process_stats {
  * watchdog timer): no process asked for it. */
 #define MW_KERNEL_TGID 0u
 
+/* A move the programs have made but not yet added to its process's entry:
+ * the first move of a stopper run is counted when the run ends, by the
+ * lookup of that entry the run's charging makes anyway (one hash lookup
+ * less on the storm's path). User space reads the ones pending, so that a
+ * wakeup count derived while one is pending does not take it for a wakeup. */
+struct mw_deferred_move {
+	struct mw_process_key process;
+	__u64 task;	/* the moved task; 0: nothing pending */
+	__u32 reason;	/* enum mw_reason */
+	__u32 counted;	/* 1 if the reason is counted per process (not a wakeup) */
+};
+
+/* Per CPU: who woke its stopper thread, and the run's pending move. Only
+ * wakers in task context write the requester: work queued from an
+ * interrupt is the kernel's (`work` says so), and one that finds the
+ * stopper awake already leaves no trace, so the last task that asked stays
+ * the best answer. */
+struct mw_stopper_request {
+	__u32 stopper_pid; /* of migration/<cpu>: user space writes it first */
+	__u32 work;	   /* enum mw_work the waker's context names, or NONE */
+	__u32 requester_pid;
+	__u32 requester_flags;
+	struct mw_process_key requester; /* MW_KERNEL_TGID: interrupt context */
+	char requester_comm[MW_COMM_LEN];
+	__u32 numa_tids[2]; /* tasks a NUMA request moves */
+	/* Written by the stopper's CPU while it runs; by another CPU only once
+	 * this one is dead (bpf/stopper.bpf.h, handle_cpuhp_enter). */
+	struct mw_deferred_move deferred;
+};
+
 /* One live thread's migrations, written by the task iterator for every
  * thread that has migrated (and has not exited: those are in
  * exited_migrations already). */

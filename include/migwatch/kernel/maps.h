@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -41,6 +42,9 @@ struct ProcessEntry {
   mw_process_key key{};
   mw_process_stats stats{};      ///< zero where the process has no entry yet
   uint64_t live_migrations = 0;  ///< sum of its live threads' se.nr_migrations
+  /// Moves of other reasons than wakeup the programs have made but not yet
+  /// added to the entry (abi.h, mw_deferred_move).
+  uint64_t pending_others = 0;
 };
 
 /// Whether a CPU gets per-CPU series: online, or it has counted something
@@ -63,8 +67,11 @@ struct ProcessBaseline {
 /// process's wakeups since the baseline are its total (live threads, plus
 /// exited ones as of `exited_migrations`) minus its other reasons, both
 /// since the baseline. Reading the exited totals first, the live threads
-/// next and the reasons last, the result can fall short of the truth while
-/// threads move or exit, never exceed it.
+/// next, the pending moves (ReadPendingMoves) then and the reasons last, the
+/// result can fall short of the truth while threads move or exit, never
+/// exceed it: a move pending at its reading and counted by the last one is
+/// taken twice for another reason, one counted by neither was not pending
+/// yet, hence not in the live threads' totals.
 void CountWakeups(ProcessEntry* entry, uint64_t exited_migrations, const ProcessBaseline& baseline);
 
 uint64_t TotalMigrations(const mw_process_stats& stats);
@@ -78,6 +85,10 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out);
 /// Every entry of the process map (batched reads). Returns false if the map
 /// could not be read; `out` then holds what was read.
 bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out);
+
+/// The stopper runs' moves not yet added to their process's entry, of other
+/// reasons than wakeup: per process, how many (CountWakeups).
+bool ReadPendingMoves(const Probes& probes, std::map<mw_process_key, uint64_t>* out);
 
 /// One entry; false if it is not in the map.
 bool ReadProcessEntry(const Probes& probes, const mw_process_key& key, mw_process_stats* out);

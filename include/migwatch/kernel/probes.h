@@ -76,6 +76,7 @@ class Probes {
   int cpu_moves_fd() const;
   int node_moves_fd() const;
   int process_stats_fd() const;
+  int stopper_requests_fd() const;
   int watched_tids_fd() const;
   int trace_events_fd() const;
   int task_events_fd() const;
