@@ -77,7 +77,8 @@ ProcessIdentity ProcDirectory::Resolve(const mw_process_key& key, const std::str
   if (stat->IsKernelThread()) return id;
   if (auto argv = ReadCmdline(tgid); argv && !argv->empty() && IsQemuBinary((*argv)[0])) {
     if (auto vm = ParseQemuCommandLine(*argv)) {
-      id.vm = vm->name.empty() ? "unnamed" : vm->name;
+      // Without -name or -uuid only the pid tells two VMs apart.
+      id.vm = vm->name.empty() ? "pid-" + std::to_string(key.tgid) : vm->name;
       id.incoming = vm->incoming;
     }
   }

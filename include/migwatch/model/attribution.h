@@ -40,7 +40,9 @@ struct AttributionTotals {
 /// Who a process is.
 struct ProcessIdentity {
   std::string name;  ///< leader comm; kernel threads without their /N suffix
-  std::string vm;    ///< VM name if this is a QEMU process, else empty
+  /// If this is a QEMU process its VM: the -name guest, else the -uuid,
+  /// else "pid-<PID>"; empty for other processes.
+  std::string vm;
   bool incoming = false;  ///< QEMU started with -incoming
 };
 
