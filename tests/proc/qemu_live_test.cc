@@ -64,10 +64,11 @@ TEST(QemuLive, VcpuThreadsOfEitherAcceleratorAreCountedWithTheirRunDelay) {
   EXPECT_EQ(ReadTaskComm(fake.pid(), vcpus[0]), "CPU 0/TCG");
   EXPECT_EQ(ReadTaskComm(fake.pid(), vcpus[1]), "CPU 1/KVM");
 
-  // Both spin on one CPU: each waits while the other runs.
+  // Both spin on one CPU: each waits while the other runs. A second of it
+  // makes the delay large beside what grows between the test's two reads.
   fake.Send("share");
   ASSERT_TRUE(fake.ValueOf("shared_cpu"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
 
   ProcDirectory directory;
   Attribution attribution(directory, 20, 256);
