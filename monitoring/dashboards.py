@@ -485,6 +485,20 @@ def vms():
                 ],
             ),
             timeseries(
+                "vCPU wait per VM",
+                "Share of the time each VM's vCPU threads, on average, were ready to run and waited for a "
+                "host CPU (run delay from /proc/PID/task/TID/schedstat). A VM that waits while its "
+                "vCPUs migrate often is paying for the moves.",
+                "percentunit",
+                [
+                    target(
+                        f"sum by (vm) (rate({sel('migwatch_vm_vcpu_delay_seconds_total', VM_SCOPE)}[{RATE}]))"
+                        f" / sum by (vm) ({sel('migwatch_vm_vcpus', VM_SCOPE)})",
+                        "{{vm}}",
+                    )
+                ],
+            ),
+            timeseries(
                 "Migrations per VM by reason",
                 "Migrations per second of each VM's threads, by the path that moved them.",
                 "ops",

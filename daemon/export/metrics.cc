@@ -139,6 +139,8 @@ void AddAttributionFamilies(const AttributionTotals& t, std::vector<MetricFamily
   out->push_back(ByName("migwatch_affinity_changes_total", t.affinity_changes, 1, true));
   out->push_back(ByNameAndReason("migwatch_vm_migrations_total", t.vm_migrations));
   out->push_back(ByName("migwatch_vm_stopper_cpu_seconds_total", t.vm_stopper_ns, kSeconds, false));
+  out->push_back(ByName("migwatch_vm_vcpus", t.vm_vcpus, 1, false));
+  out->push_back(ByName("migwatch_vm_vcpu_delay_seconds_total", t.vm_vcpu_delay_ns, kSeconds, false));
 
   out->push_back(Family("migwatch_label_values_folded_total")
                      .Add({"process"}, t.folded_processes)

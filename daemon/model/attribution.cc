@@ -77,7 +77,8 @@ ProcessIdentity ProcDirectory::Resolve(const mw_process_key& key, const std::str
   if (stat->IsKernelThread()) return id;
   if (auto argv = ReadCmdline(tgid); argv && !argv->empty() && IsQemuBinary((*argv)[0])) {
     if (auto vm = ParseQemuCommandLine(*argv)) {
-      id.vm = vm->name.empty() ? "unnamed" : vm->name;
+      // Without -name or -uuid only the pid tells two VMs apart.
+      id.vm = vm->name.empty() ? "pid-" + std::to_string(key.tgid) : vm->name;
       id.incoming = vm->incoming;
     }
   }
@@ -195,7 +196,28 @@ void Attribution::DropEvicted() {
   for (const auto& name : vm_labels_.TakeEvicted()) {
     totals_.vm_migrations.erase(name);
     totals_.vm_stopper_ns.erase(name);
+    totals_.vm_vcpus.erase(name);
+    totals_.vm_vcpu_delay_ns.erase(name);
   }
+}
+
+void Attribution::FoldVcpus(const std::vector<VcpuReading>& readings, LabelFolder::Clock::time_point now) {
+  for (auto& [vm, vcpus] : totals_.vm_vcpus) vcpus = 0;
+  std::map<std::pair<uint32_t, uint32_t>, uint64_t> delay_read;
+  for (const auto& reading : readings) {
+    const std::string vm = vm_labels_.Label(reading.vm, now);
+    ++totals_.vm_vcpus[vm];
+    const auto thread = std::make_pair(reading.tgid, reading.tid);
+    const auto last = vcpu_delay_read_.find(thread);
+    // A thread's run delay never falls: a lower reading is another thread
+    // that took the tid, counted from its start.
+    const uint64_t before = last != vcpu_delay_read_.end() && last->second <= reading.run_delay_ns ? last->second : 0;
+    totals_.vm_vcpu_delay_ns[vm] += reading.run_delay_ns - before;
+    delay_read[thread] = reading.run_delay_ns;
+  }
+  vcpu_delay_read_ = std::move(delay_read);
+  DropEvicted();
+  totals_.folded_vms = vm_labels_.folded_values();
 }
 
 std::string Attribution::VmLabel(const std::string& vm) {

@@ -8,6 +8,7 @@
 
 #include "migwatch/kernel/proc/cmdline.h"
 #include "migwatch/kernel/proc/sched.h"
+#include "migwatch/kernel/proc/schedstat.h"
 #include "migwatch/kernel/proc/stat.h"
 
 namespace migwatch {
@@ -36,6 +37,12 @@ size_t QemuTracker::ThreadsOf(const SideKey& side) const {
 
 void QemuTracker::Add(uint32_t tid, uint32_t tgid, const std::string& comm) {
   QemuThread thread = ClassifyQemuThread(comm);
+  if (thread.kind != QemuThreadKind::kVcpu) {
+    vcpus_.erase(tid);
+  } else if (auto it = vcpus_.find(tid); it == vcpus_.end() || it->second.tgid != tgid) {
+    const std::string vm = vm_of_(tgid);
+    if (!vm.empty()) vcpus_[tid] = Vcpu{tgid, vm};
+  }
   if (thread.kind != QemuThreadKind::kMigration) {
     // A migration thread renamed to something else has ended its job.
     if (live_.count(tid)) Retire(tid, 0, 0);
@@ -117,6 +124,21 @@ QemuState QemuTracker::State() const {
     state.sides.push_back(std::move(s));
   }
   return state;
+}
+
+std::vector<VcpuReading> QemuTracker::ReadVcpus() {
+  std::vector<VcpuReading> readings;
+  readings.reserve(vcpus_.size());
+  for (auto it = vcpus_.begin(); it != vcpus_.end();) {
+    const auto schedstat = ReadTaskSchedStat(static_cast<pid_t>(it->second.tgid), static_cast<pid_t>(it->first));
+    if (!schedstat) {
+      it = vcpus_.erase(it);
+      continue;
+    }
+    readings.push_back(VcpuReading{it->second.vm, it->second.tgid, it->first, schedstat->run_queue_wait_ns});
+    ++it;
+  }
+  return readings;
 }
 
 WatchChanges QemuTracker::TakeWatchChanges() { return std::exchange(watch_changes_, {}); }

@@ -154,6 +154,7 @@ Snapshot Session::TakeSnapshot() {
   std::lock_guard lock(mutex_);
   Snapshot s;
   FoldProcessesLocked(&s.counters, /*remove_gone=*/false);
+  attribution_->FoldVcpus(qemu_->ReadVcpus());
   s.attribution = attribution_->totals();
   s.qemu = qemu_->State();
   s.misses = probes_->Misses();

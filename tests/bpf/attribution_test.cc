@@ -323,6 +323,8 @@ TEST(Attribution, FakeVmIsNamedCountedExactlyAndItsLiveMigrationTracked) {
     return side && side->active;
   })) << "live migration of " << vm << " not seen";
   EXPECT_EQ(session->IdentityOf(fake.pid(), "").vm, vm);
+  // Its two vCPU threads, found by the scan at the session's start.
+  EXPECT_EQ(ValueOr0(session->TakeSnapshot().attribution.vm_vcpus, vm), 2u);
 
   const pid_t t0 = std::stoi(*vcpu0), t1 = std::stoi(*vcpu1);
   uint64_t vm0 = ValueOr0(session->TakeSnapshot().attribution.vm_migrations, vm);

@@ -2,6 +2,7 @@
 // out, with the identities from a table instead of /proc. No root, no BPF.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
 
 #include "migwatch/model/attribution.h"
@@ -142,6 +143,57 @@ TEST(AttributionFold, WhatAProcessAskedForGoesToItsRequesterLabel) {
   EXPECT_EQ(t.affinity_changes.at("numad"), 2u);
   // It moved nothing of its own.
   EXPECT_EQ(t.process_migrations.count("numad"), 0u);
+}
+
+VcpuReading Vcpu(const std::string& vm, uint32_t tgid, uint32_t tid, uint64_t run_delay_ns) {
+  return VcpuReading{vm, tgid, tid, run_delay_ns};
+}
+
+TEST(AttributionFoldVcpus, AnExitedThreadKeepsItsDelayAndTheCountDrops) {
+  TableDirectory directory;
+  Attribution a(directory, 20, 20);
+  a.FoldVcpus({Vcpu("web", 100, 101, 1000), Vcpu("web", 100, 102, 50)});
+  a.FoldVcpus({Vcpu("web", 100, 101, 1600), Vcpu("web", 100, 102, 80)});
+  EXPECT_EQ(a.totals().vm_vcpus.at("web"), 2u);
+  EXPECT_EQ(a.totals().vm_vcpu_delay_ns.at("web"), 1680u);
+  // 102 exits: what it waited up to its last reading stays counted.
+  a.FoldVcpus({Vcpu("web", 100, 101, 1700)});
+  EXPECT_EQ(a.totals().vm_vcpus.at("web"), 1u);
+  EXPECT_EQ(a.totals().vm_vcpu_delay_ns.at("web"), 1780u);
+  // The VM stops: its count reads 0, its delay stays.
+  a.FoldVcpus({});
+  EXPECT_EQ(a.totals().vm_vcpus.at("web"), 0u);
+  EXPECT_EQ(a.totals().vm_vcpu_delay_ns.at("web"), 1780u);
+}
+
+TEST(AttributionFoldVcpus, ALowerReadingIsANewThreadCountedFromItsStart) {
+  TableDirectory directory;
+  Attribution a(directory, 20, 20);
+  a.FoldVcpus({Vcpu("db", 100, 101, 900)});
+  a.FoldVcpus({Vcpu("db", 100, 101, 40)});
+  EXPECT_EQ(a.totals().vm_vcpu_delay_ns.at("db"), 940u);
+  a.FoldVcpus({Vcpu("db", 100, 101, 70)});
+  EXPECT_EQ(a.totals().vm_vcpu_delay_ns.at("db"), 970u);
+}
+
+TEST(AttributionFoldVcpus, ARunningVmKeepsItsLabelAndAStoppedOneLosesItsSeries) {
+  TableDirectory directory;
+  Attribution a(directory, 20, 1);
+  const auto start = LabelFolder::Clock::now();
+  const auto later = start + std::chrono::minutes(11);
+  a.FoldVcpus({Vcpu("first", 100, 101, 10)}, start);
+  // Still running eleven minutes later, though its delay did not grow:
+  // a newcomer beyond the cap counts under other.
+  a.FoldVcpus({Vcpu("first", 100, 101, 10), Vcpu("second", 200, 201, 5)}, later);
+  EXPECT_EQ(a.totals().vm_vcpus.at("first"), 1u);
+  EXPECT_EQ(a.totals().vm_vcpu_delay_ns.at("other"), 5u);
+  // Once it stopped and stayed idle, its slot and series go to the newcomer.
+  a.FoldVcpus({}, later);
+  a.FoldVcpus({Vcpu("third", 300, 301, 7)}, later + std::chrono::minutes(11));
+  EXPECT_EQ(a.totals().vm_vcpus.count("first"), 0u);
+  EXPECT_EQ(a.totals().vm_vcpu_delay_ns.count("first"), 0u);
+  EXPECT_EQ(a.totals().vm_vcpu_delay_ns.at("third"), 7u);
+  EXPECT_EQ(a.totals().vm_vcpus.at("other"), 0u);
 }
 
 }  // namespace

@@ -14,6 +14,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const migwatch::QemuThread thread = migwatch::ClassifyQemuThread(comm);
   const bool migration = thread.kind == migwatch::QemuThreadKind::kMigration;
   if (migration == thread.migration_label.empty()) std::abort();
+  // Every vCPU thread is named after the accelerator that runs it.
+  const bool accelerator_named = comm.ends_with("/KVM") || comm.ends_with("/TCG");
+  if (thread.kind == migwatch::QemuThreadKind::kVcpu && !accelerator_named) std::abort();
 
   if (!comm.starts_with(migwatch::KernelThreadLabel(comm))) std::abort();
   if (migwatch::IsStopperThreadName(comm) && migwatch::KernelThreadLabel(comm) != "migration") {

@@ -135,7 +135,12 @@ TEST(ClassifyQemuThread, Vcpus) {
   const Case cases[] = {{"CPU 0/KVM", 0},
                         {"CPU 1/KVM", 1},
                         {"CPU 4095/KVM", 4095},
-                        {"CPU 4294967295/KVM", 4294967295u}};
+                        {"CPU 4294967295/KVM", 4294967295u},
+                        // Software emulation, a thread per vCPU.
+                        {"CPU 0/TCG", 0},
+                        {"CPU 17/TCG", 17},
+                        // Single-threaded software emulation: one thread for all.
+                        {"ALL CPUs/TCG", 0}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.comm);
     const QemuThread thread = ClassifyQemuThread(c.comm);
@@ -208,8 +213,15 @@ TEST(ClassifyQemuThread, OtherThreads) {
       "get_dirtyrate",
       "mig/dirtyrate",  // measures dirtying, works for no side
       // Near misses of vCPU names.
-      "CPU 0/TCG",
       "CPU /KVM",
+      "CPU /TCG",
+      "CPU 0/tcg",
+      "CPU 0/TC",
+      "CPU 0/TCG ",
+      "CPU 0/HVF",
+      "CPU 0/KVM/TCG",
+      "ALL CPUs/KVM",
+      "ALL CPUs",
       "CPU -1/KVM",
       "CPU 1/KV",
       "CPU 1 /KVM",

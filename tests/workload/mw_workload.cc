@@ -7,7 +7,7 @@
 //   mw_workload exec-loop --count N
 //   mw_workload names --count N [--prefix P]
 //   mw_workload churn --threads N --processes M
-//   qemu-system-x86_64 -name guest=NAME,debug-threads=on   (argv[0] decides)
+//   qemu-system-x86_64 -name guest=NAME,debug-threads=on [-accel A]...   (argv[0] decides)
 //
 // Results are printed as key=value lines on stdout.
 #include <sched.h>
@@ -247,19 +247,38 @@ int BecomeVm(const std::string& name) {
   return 127;
 }
 
+// The accelerator each vCPU thread is named after ("CPU <n>/<ACCEL>"): the
+// i-th -accel option names vCPU i, KVM where there is none. (Real QEMU takes
+// the first -accel that works for all its vCPUs; one fake VM can so show
+// both spellings.)
+std::vector<std::string> VcpuAccelerators(int argc, char** argv, size_t vcpus) {
+  std::vector<std::string> accelerators;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) != "-accel") continue;
+    std::string name = argv[++i];
+    for (char& c : name) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+    accelerators.push_back(name);
+  }
+  accelerators.resize(vcpus, "KVM");
+  return accelerators;
+}
+
 // Poses as a QEMU process: named vCPU threads and a live migration thread,
 // driven by commands on stdin so that a test controls every step:
 //   flip N   flip each vCPU thread's affinity N times -> "flipped=<calls>"
+//   share    pin both vCPU threads to one CPU, where they wait for each
+//            other                                  -> "shared_cpu=<cpu>"
 //   end      end the live migration thread          -> "migration_ended"
 //   quit
-int FakeVm() {
+int FakeVm(int argc, char** argv) {
   auto [a, b] = TwoCpus("");
   std::atomic<bool> stop{false}, end_migration{false};
   std::atomic<pid_t> tids[3] = {0, 0, 0};
   std::vector<std::thread> threads;
+  const std::vector<std::string> accelerators = VcpuAccelerators(argc, argv, 2);
   for (int i = 0; i < 2; ++i) {
     threads.emplace_back([&, i] {
-      SetComm("CPU " + std::to_string(i) + "/KVM");
+      SetComm("CPU " + std::to_string(i) + "/" + accelerators[i]);
       tids[i] = CurrentTid();
       volatile uint64_t sink = 0;
       while (!stop.load(std::memory_order_relaxed)) sink = sink + 1;
@@ -282,6 +301,10 @@ int FakeVm() {
       std::cin >> n;
       uint64_t done = FlipAffinity(tids[0], a, b, n) + FlipAffinity(tids[1], b, a, n);
       std::cout << "flipped=" << done << std::endl;
+    } else if (cmd == "share") {
+      PinThread(tids[0], a);
+      PinThread(tids[1], a);
+      std::cout << "shared_cpu=" << a << std::endl;
     } else if (cmd == "end") {
       end_migration = true;
       migration.join();
@@ -313,7 +336,7 @@ int main(int argc, char** argv) {
     if (!allowed.empty()) AllowThread(0, allowed);
     unsetenv("MW_WORKLOAD_CPUS");
   }
-  if (self.substr(self.rfind('/') + 1).rfind("qemu-system-", 0) == 0) return FakeVm();
+  if (self.substr(self.rfind('/') + 1).rfind("qemu-system-", 0) == 0) return FakeVm(argc, argv);
 
   CLI::App app{"Generates migrations that the tests can predict.", "mw_workload"};
   app.require_subcommand(1, 1);

@@ -107,14 +107,25 @@ std::string_view WithoutChannelNumber(std::string_view name) {
   return name.substr(0, underscore);
 }
 
+// "CPU <n>/<accelerator>": QEMU names a vCPU thread after the accelerator
+// that runs it, KVM on a host with virtualisation, TCG under software
+// emulation (one thread per vCPU, the default where the guest's memory
+// model allows it).
 std::optional<std::uint32_t> VcpuIndex(std::string_view comm) {
   constexpr std::string_view kPrefix = "CPU ";
-  constexpr std::string_view kSuffix = "/KVM";
-  if (!comm.starts_with(kPrefix) || !comm.ends_with(kSuffix)) return std::nullopt;
-  if (comm.size() < kPrefix.size() + kSuffix.size()) return std::nullopt;
-  return parse_util::ParseUnsigned<std::uint32_t>(
-      comm.substr(kPrefix.size(), comm.size() - kPrefix.size() - kSuffix.size()));
+  constexpr std::array<std::string_view, 2> kSuffixes = {"/KVM", "/TCG"};
+  if (!comm.starts_with(kPrefix)) return std::nullopt;
+  for (const std::string_view suffix : kSuffixes) {
+    if (!comm.ends_with(suffix) || comm.size() < kPrefix.size() + suffix.size()) continue;
+    return parse_util::ParseUnsigned<std::uint32_t>(
+        comm.substr(kPrefix.size(), comm.size() - kPrefix.size() - suffix.size()));
+  }
+  return std::nullopt;
 }
+
+// Single-threaded TCG (-accel tcg,thread=single, or a guest whose memory
+// model the host cannot honour) runs every vCPU in turn on this one thread.
+constexpr std::string_view kAllVcpusThread = "ALL CPUs/TCG";
 
 QemuThread MigrationThread(MigrationSide side, std::string_view label) {
   return QemuThread{
@@ -203,6 +214,7 @@ QemuThread ClassifyQemuThread(std::string_view comm) {
     vcpu.vcpu_index = *index;
     return vcpu;
   }
+  if (comm == kAllVcpusThread) return QemuThread{.kind = QemuThreadKind::kVcpu};
   for (const SidedName& fixed : kFixedNames) {
     if (comm == fixed.name) return MigrationThread(fixed.side, fixed.name);
   }

@@ -16,6 +16,7 @@
 #include "migwatch/abi.h"
 #include "migwatch/model/label_folder.h"
 #include "migwatch/kernel/maps.h"
+#include "migwatch/model/qemu_tracker.h"
 
 namespace migwatch {
 
@@ -32,6 +33,12 @@ struct AttributionTotals {
   std::map<std::string, uint64_t> affinity_changes;
   std::map<std::string, ReasonCounts> vm_migrations;
   std::map<std::string, uint64_t> vm_stopper_ns;
+  /// Live vCPU threads: 0 once a VM's threads are gone, until its label
+  /// ends with its other series.
+  std::map<std::string, uint64_t> vm_vcpus;
+  /// Run delay of the VM's vCPU threads, those that exited included (up to
+  /// their last reading).
+  std::map<std::string, uint64_t> vm_vcpu_delay_ns;
   size_t folded_processes = 0;  ///< distinct process names folded into "other"
   size_t folded_requesters = 0;
   size_t folded_vms = 0;
@@ -40,7 +47,9 @@ struct AttributionTotals {
 /// Who a process is.
 struct ProcessIdentity {
   std::string name;  ///< leader comm; kernel threads without their /N suffix
-  std::string vm;    ///< VM name if this is a QEMU process, else empty
+  /// If this is a QEMU process its VM: the -name guest, else the -uuid,
+  /// else "pid-<PID>"; empty for other processes.
+  std::string vm;
   bool incoming = false;  ///< QEMU started with -incoming
 };
 
@@ -98,6 +107,14 @@ class Attribution {
   void Fold(const std::vector<ProcessEntry>& entries, const std::set<mw_process_key>& gone,
             LabelFolder::Clock::time_point now = LabelFolder::Clock::now());
 
+  /// Folds one reading of every live vCPU thread (QemuTracker::ReadVcpus):
+  /// each VM's live vCPU count, and the growth of each thread's run delay
+  /// since its last reading charged to its VM. A VM with live vCPU threads
+  /// is active, so its label keeps its slot while it runs. A thread missing
+  /// from the reading has exited and keeps what it was charged.
+  void FoldVcpus(const std::vector<VcpuReading>& readings,
+                 LabelFolder::Clock::time_point now = LabelFolder::Clock::now());
+
   const AttributionTotals& totals() const { return totals_; }
   /// The label a VM name gets under the VM label cap (shared by every
   /// per-VM metric so that they fold alike).
@@ -123,6 +140,8 @@ class Attribution {
   std::map<mw_process_key, Tracked> tracked_;
   std::unordered_map<uint32_t, mw_process_key> newest_by_tgid_;
   std::map<mw_process_key, std::deque<NameChange>> pending_;
+  // Per vCPU thread (tgid, tid): its run delay at the last reading.
+  std::map<std::pair<uint32_t, uint32_t>, uint64_t> vcpu_delay_read_;
   AttributionTotals totals_;
 };
 

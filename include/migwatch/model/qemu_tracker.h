@@ -1,5 +1,6 @@
 // QEMU live-migration threads: seen when they are named, forgotten when they
-// exit, with the CPU time and migrations they accumulate.
+// exit, with the CPU time and migrations they accumulate; and the vCPU
+// threads of every VM, with the time they waited for a CPU.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +41,16 @@ struct QemuState {
   std::vector<QemuThreadTotals> threads;
 };
 
+/// One live vCPU thread, as read now.
+struct VcpuReading {
+  std::string vm;  ///< VM label
+  uint32_t tgid = 0;
+  uint32_t tid = 0;
+  /// Time the thread waited, runnable, for a CPU since it started
+  /// (/proc/PID/task/TID/schedstat).
+  uint64_t run_delay_ns = 0;
+};
+
 /// tids whose exit the kernel should report, and those it no longer needs to.
 struct WatchChanges {
   std::vector<uint32_t> watch;
@@ -47,12 +58,15 @@ struct WatchChanges {
 };
 
 /// Tracks QEMU live-migration threads (QEMU < 9.1 `live_migration`,
-/// `multifdsend_<n>`, ...; 9.1+ `mig/src/*`, `mig/dst/*`).
+/// `multifdsend_<n>`, ...; 9.1+ `mig/src/*`, `mig/dst/*`) and vCPU threads
+/// (`CPU <n>/KVM`, `CPU <n>/TCG`, `ALL CPUs/TCG`).
 ///
 /// Fed by thread rename and exit records, after an initial scan of /proc
 /// for threads that already exist. Reads /proc, never the BPF maps: the
 /// tids whose exit must be reported are handed out by TakeWatchChanges().
-/// Not thread-safe.
+/// vCPU threads are not watched (a host runs more of them than the kernel's
+/// watch list holds): one is forgotten when its schedstat can no longer be
+/// read. Not thread-safe.
 class QemuTracker {
  public:
   /// The VM label of a process, empty if it is not a QEMU process.
@@ -67,6 +81,9 @@ class QemuTracker {
   void OnExit(uint32_t tid, uint64_t runtime_ns, uint64_t nr_migrations);
   /// Live threads are read from /proc now.
   QemuState State() const;
+  /// Reads the schedstat of every live vCPU thread, one file each, and
+  /// forgets the threads that have exited.
+  std::vector<VcpuReading> ReadVcpus();
   WatchChanges TakeWatchChanges();
 
  private:
@@ -75,6 +92,10 @@ class QemuTracker {
     std::string vm;  // label, already folded
     MigrationSide side;
     std::string label;
+  };
+  struct Vcpu {
+    uint32_t tgid;
+    std::string vm;  // label, already folded
   };
   using Key = std::pair<std::string, std::string>;  // (vm, thread label)
   using SideKey = std::pair<std::string, MigrationSide>;
@@ -85,6 +106,7 @@ class QemuTracker {
 
   VmOf vm_of_;
   std::unordered_map<uint32_t, Thread> live_;
+  std::unordered_map<uint32_t, Vcpu> vcpus_;
   std::map<Key, QemuThreadTotals> retired_;
   std::map<SideKey, double> side_start_;  // start of each running migration side
   std::set<SideKey> sides_seen_;          // to report 0 after the end

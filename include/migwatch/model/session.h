@@ -47,7 +47,9 @@ class Session {
 
   /// Reads everything, in the order that loses nothing: the maps, then the
   /// task records written before that read (their name changes split the
-  /// growth they carry), then the QEMU threads. Writes nothing to the
+  /// growth they carry), then the QEMU threads (the schedstat of each vCPU
+  /// thread: a thread that exits keeps the run delay read at the snapshot
+  /// before, what it waited after that is not counted). Writes nothing to the
   /// kernel: a process that is gone stays in the process map, counted as
   /// it was, until the next Sweep().
   Snapshot TakeSnapshot();

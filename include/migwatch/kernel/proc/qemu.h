@@ -45,7 +45,7 @@ std::optional<QemuVm> ParseQemuCommandLine(const std::vector<std::string>& argv)
 
 /// What a QEMU thread does, from its name.
 enum class QemuThreadKind {
-  kVcpu,       ///< "CPU <n>/KVM"
+  kVcpu,       ///< "CPU <n>/KVM", "CPU <n>/TCG", "ALL CPUs/TCG"
   kMigration,  ///< a live migration, snapshot or postcopy thread
   kOther,      ///< I/O threads, workers, the main loop, unknown names
 };
@@ -62,7 +62,7 @@ std::string_view MigrationSideName(MigrationSide side);
 /// Classification of one QEMU thread.
 struct QemuThread {
   QemuThreadKind kind = QemuThreadKind::kOther;
-  /// vCPU index, for kVcpu only.
+  /// vCPU index, for kVcpu only; 0 for "ALL CPUs/TCG", which runs them all.
   std::uint32_t vcpu_index = 0;
   /// For kMigration only.
   MigrationSide side = MigrationSide::kSource;
@@ -76,6 +76,10 @@ struct QemuThread {
 
 /// Classifies a QEMU thread by its comm (at most 15 bytes; QEMU names threads
 /// only with -name ...,debug-threads=on, which libvirt always passes).
+///
+/// vCPU threads: "CPU <n>/KVM" under KVM, "CPU <n>/TCG" under software
+/// emulation with a thread per vCPU, and "ALL CPUs/TCG", the one thread of
+/// single-threaded software emulation.
 ///
 /// Names recognised as migration threads:
 ///  - QEMU < 9.1, source: "live_migration", "multifdsend_<n>", "return path",

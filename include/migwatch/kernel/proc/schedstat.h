@@ -13,8 +13,11 @@ namespace migwatch {
 struct SchedStat {
   /// Time spent running on a CPU, in nanoseconds (se.sum_exec_runtime).
   std::uint64_t run_ns = 0;
-  /// Time spent runnable but waiting on a run queue, in nanoseconds. Zero
-  /// unless the kernel collects schedstats.
+  /// Time spent runnable but waiting on a run queue, in nanoseconds
+  /// (sched_info.run_delay). Kept wherever the kernel has CONFIG_SCHED_INFO,
+  /// without the schedstats boot flag; older kernels built without
+  /// CONFIG_SCHEDSTATS keep it only while delay accounting is on, and show
+  /// "0 0 0" otherwise.
   std::uint64_t run_queue_wait_ns = 0;
   /// Number of times the task was given a CPU.
   std::uint64_t timeslices = 0;

@@ -1,0 +1,105 @@
+// QEMU VMs as /proc shows them, from fake QEMU processes (mw_workload run as
+// qemu-system-x86_64): their names, their vCPU threads and the time those
+// waited for a CPU, checked against what the test reads itself. No root, no
+// BPF: the tracker and the fold read /proc as the daemon does.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "migwatch/kernel/proc/schedstat.h"
+#include "migwatch/kernel/proc/stat.h"
+#include "migwatch/model/attribution.h"
+#include "migwatch/model/qemu_tracker.h"
+#include "support/names.h"
+#include "support/process.h"
+
+namespace migwatch {
+namespace {
+
+using testing::Subprocess;
+using testing::UniqueName;
+
+std::string VmOf(pid_t pid) {
+  ProcDirectory directory;
+  return directory.ResolvePid(static_cast<uint32_t>(pid), "").vm;
+}
+
+// The run delay of these threads, summed, as the kernel shows it now.
+std::optional<uint64_t> RunDelaySum(pid_t pid, const std::vector<pid_t>& tids) {
+  uint64_t sum = 0;
+  for (pid_t tid : tids) {
+    const auto schedstat = ReadTaskSchedStat(pid, tid);
+    if (!schedstat) return std::nullopt;
+    sum += schedstat->run_queue_wait_ns;
+  }
+  return sum;
+}
+
+TEST(QemuLive, VmsWithoutANameAreToldApartByUuidElsePid) {
+  const std::string uuid = "5b2c8a3e-1d4f-4e6a-9b7c-0a1b2c3d4e5f";
+  Subprocess by_uuid(MW_WORKLOAD_PATH, {"qemu-system-x86_64", "-uuid", uuid, "-m", "512"});
+  Subprocess bare_a(MW_WORKLOAD_PATH, {"qemu-system-x86_64", "-m", "512"});
+  Subprocess bare_b(MW_WORKLOAD_PATH, {"qemu-system-x86_64", "-m", "512"});
+  for (Subprocess* vm : {&by_uuid, &bare_a, &bare_b}) ASSERT_TRUE(vm->ValueOf("vcpu1_tid"));
+
+  EXPECT_EQ(VmOf(by_uuid.pid()), uuid);
+  EXPECT_EQ(VmOf(bare_a.pid()), "pid-" + std::to_string(bare_a.pid()));
+  EXPECT_EQ(VmOf(bare_b.pid()), "pid-" + std::to_string(bare_b.pid()));
+  for (Subprocess* vm : {&by_uuid, &bare_a, &bare_b}) {
+    vm->Send("quit");
+    EXPECT_EQ(vm->Wait(), 0);
+  }
+}
+
+TEST(QemuLive, VcpuThreadsOfEitherAcceleratorAreCountedWithTheirRunDelay) {
+  const std::string vm = UniqueName("mwt-vcpu-");
+  Subprocess fake(MW_WORKLOAD_PATH, {"qemu-system-x86_64", "-name", "guest=" + vm + ",debug-threads=on", "-accel",
+                                     "tcg", "-accel", "kvm"});
+  const auto vcpu0 = fake.ValueOf("vcpu0_tid"), vcpu1 = fake.ValueOf("vcpu1_tid");
+  ASSERT_TRUE(vcpu0 && vcpu1);
+  const std::vector<pid_t> vcpus = {std::stoi(*vcpu0), std::stoi(*vcpu1)};
+  EXPECT_EQ(ReadTaskComm(fake.pid(), vcpus[0]), "CPU 0/TCG");
+  EXPECT_EQ(ReadTaskComm(fake.pid(), vcpus[1]), "CPU 1/KVM");
+
+  // Both spin on one CPU: each waits while the other runs. A second of it
+  // makes the delay large beside what grows between the test's two reads.
+  fake.Send("share");
+  ASSERT_TRUE(fake.ValueOf("shared_cpu"));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+
+  ProcDirectory directory;
+  Attribution attribution(directory, 20, 256);
+  QemuTracker tracker([&attribution](uint32_t tgid) {
+    const ProcessIdentity id = attribution.IdentityOf(tgid, "");
+    return id.vm.empty() ? std::string() : attribution.VmLabel(id.vm);
+  });
+  tracker.Scan();
+
+  const auto before = RunDelaySum(fake.pid(), vcpus);
+  attribution.FoldVcpus(tracker.ReadVcpus());
+  const auto after = RunDelaySum(fake.pid(), vcpus);
+  ASSERT_TRUE(before && after);
+  const AttributionTotals& totals = attribution.totals();
+  ASSERT_TRUE(totals.vm_vcpus.count(vm) && totals.vm_vcpu_delay_ns.count(vm));
+  EXPECT_EQ(totals.vm_vcpus.at(vm), vcpus.size());
+  const uint64_t folded = totals.vm_vcpu_delay_ns.at(vm);
+  std::printf("vCPU run delay of %s: kernel %.3f-%.3f ms, folded %.3f ms\n", vm.c_str(), *before / 1e6, *after / 1e6,
+              folded / 1e6);
+  EXPECT_GT(*before, 0u) << "two spinners on one CPU must wait for each other";
+  EXPECT_GE(folded, *before);
+  EXPECT_LE(folded, *after);
+  EXPECT_NEAR(static_cast<double>(folded), static_cast<double>(*after), 0.01 * static_cast<double>(*after));
+
+  // The VM stops: no vCPU is left, and the delay it had stays counted.
+  fake.Send("quit");
+  EXPECT_EQ(fake.Wait(), 0);
+  attribution.FoldVcpus(tracker.ReadVcpus());
+  EXPECT_EQ(totals.vm_vcpus.at(vm), 0u);
+  EXPECT_EQ(totals.vm_vcpu_delay_ns.at(vm), folded);
+}
+
+}  // namespace
+}  // namespace migwatch
