@@ -208,13 +208,14 @@ std::string_view MigrationSideName(MigrationSide side) {
 }
 
 QemuThread ClassifyQemuThread(std::string_view comm) {
-  if (const auto index = VcpuIndex(comm)) {
+  // "ALL CPUs/TCG" runs every vCPU: index 0.
+  const auto index = comm == kAllVcpusThread ? std::optional<std::uint32_t>(0) : VcpuIndex(comm);
+  if (index) {
     QemuThread vcpu;
     vcpu.kind = QemuThreadKind::kVcpu;
     vcpu.vcpu_index = *index;
     return vcpu;
   }
-  if (comm == kAllVcpusThread) return QemuThread{.kind = QemuThreadKind::kVcpu};
   for (const SidedName& fixed : kFixedNames) {
     if (comm == fixed.name) return MigrationThread(fixed.side, fixed.name);
   }
