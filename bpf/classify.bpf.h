@@ -118,20 +118,21 @@ static __always_inline void count_affinity_change(struct event *ev, struct task_
  * such a move, and the lookup is most of its cost. Not for moves whose
  * count must be in place before the run ends: those of an exiting thread
  * (exited_migrations), at an exec (the exec record carries the counts) and
- * off a dying CPU (the run may end untraced). False if the move must be
- * counted now.
+ * off a dying CPU (the run may end untraced), and not while tracing (a
+ * trace record names the process). False if the move must be counted now.
  */
-static __always_inline bool defer_stopper_move(struct event *ev, struct task_struct *p,
-					       const struct mw_process_key *key, __u32 reason, bool exiting)
+static __always_inline bool defer_stopper_move(struct event *ev, struct task_struct *p, __u32 reason,
+					       bool exiting, const bool btf)
 {
 	struct mw_stopper_request *req;
 
-	if (ev->st->run_moves || exiting || reason == MW_REASON_EXEC || reason == MW_REASON_HOTPLUG)
+	if (ev->st->run_moves || exiting || reason == MW_REASON_EXEC || reason == MW_REASON_HOTPLUG ||
+	    ev->set->trace_on)
 		return false;
 	req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 	if (!req || req->deferred.task)
 		return false;
-	req->deferred.process = *key;
+	req->deferred.tgid = MW_READ(btf, p, tgid);
 	req->deferred.reason = reason;
 	req->deferred.counted = reason != MW_REASON_WAKEUP || count_wakeups;
 	req->deferred.task = (__u64)p;
@@ -145,8 +146,9 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 	const bool stopper_run = ev->in_stopper;
 	const bool exiting = !count_wakeups && (MW_READ(btf, p, flags) & PF_EXITING);
 	struct mw_process_stats *ps = NULL;
-	struct mw_process_key key;
+	struct mw_process_key key = {};
 	struct mw_cpu_moves *cm;
+	bool deferred = false;
 
 	ev->cc->migrations[reason]++;
 	if ((cm = bpf_map_lookup_elem(&cpu_moves, &src)))
@@ -164,10 +166,11 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 
 	/* The process entry, where needed: wakeups are the kernel's own
 	 * per-thread count (abi.h), read by the task iterator. */
-	if (reason != MW_REASON_WAKEUP || count_wakeups || exiting || stopper_run || ev->set->trace_on) {
+	if (stopper_run && defer_stopper_move(ev, p, reason, exiting, btf)) {
+		deferred = true;
+	} else if (reason != MW_REASON_WAKEUP || count_wakeups || exiting || stopper_run || ev->set->trace_on) {
 		process_key_of(p, &key, btf);
-		if (!stopper_run || !defer_stopper_move(ev, p, &key, reason, exiting))
-			ps = process_of_task(p, &key, ev);
+		ps = process_of_task(p, &key, ev);
 	}
 	if (ps && (reason != MW_REASON_WAKEUP || count_wakeups))
 		add(&ps->migrations[reason], 1);
@@ -177,6 +180,7 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 	if (stopper_run && !ev->st->run_moves++) {
 		ev->st->run_reason = reason;
 		ev->st->run_moved = key;
+		ev->st->run_moved_deferred = deferred;
 	}
 	count_affinity_change(ev, p, src, reason, &key, ps, btf);
 	if (ev->set->trace_on)

@@ -21,7 +21,7 @@
 
 struct event {
 	__u32 cpu;
-	bool in_stopper;	     /* current is this CPU's migration/N */
+	bool in_stopper;	     /* current is this CPU's migration/N, in a run seen to begin */
 	enum mw_context ctx;	     /* MW_CTX_UNKNOWN until event_context() */
 	struct cpu_slot *slot;	     /* this CPU's */
 	struct cpu_state *st;	     /* &slot->state */
@@ -39,7 +39,10 @@ static __always_inline bool event_from_slot(struct event *ev, struct cpu_slot *s
 		return false;
 	ev->st = &slot->state;
 	ev->cc = &slot->shared.counters;
-	ev->in_stopper = slot->shared.stopper_pid && (__u32)bpf_get_current_pid_tgid() == slot->shared.stopper_pid;
+	/* Set from the stopper's switch in to its switch out (handle_switch):
+	 * no helper call to learn who `current` is. Unknown in a run that had
+	 * begun when the programs were attached. */
+	ev->in_stopper = slot->state.stopper_runtime != 0;
 	return true;
 }
 

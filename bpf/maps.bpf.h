@@ -98,14 +98,14 @@ MW_MAP(watched_tids, HASH, 1024, __u32, __u8);
 
 /* What this CPU is doing, as far as attribution cares. */
 struct cpu_state {
-	__u64 stopper_runtime;	/* its se.sum_exec_runtime at its switch in, until charged */
+	__u64 stopper_runtime;	/* its se.sum_exec_runtime at its switch in; 0: not running */
 	__u32 fentry_work;	/* enum mw_work from a stopper function's fentry */
 	__u32 in_migration_cpu_stop; /* fentry saw migration_cpu_stop */
 	__u32 run_moves;	/* moves made in this run */
 	__u32 run_reason;	/* the first one's reason */
 	__u32 run_affinity_changes; /* affinity changes it carried out */
-	__u32 pad;
-	struct mw_process_key run_moved; /* the first one's process */
+	__u32 run_moved_deferred; /* the first one is pending (mw_deferred_move) */
+	struct mw_process_key run_moved; /* else the first one's process */
 	__u64 preempt_count_addr; /* of this CPU, once found */
 	__u32 in_sched_softirq; /* kernels whose BTF hides preempt_count */
 	__u32 in_move_queued;	/* inside move_queued_task (fentry/fexit) */

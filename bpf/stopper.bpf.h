@@ -36,24 +36,21 @@ static __always_inline bool is_stopper_task(struct task_struct *t)
 
 /* Adds a stopper run's pending move (classify.bpf.h, defer_stopper_move) to
  * its process's entry, created if new, and returns that entry; NULL if
- * nothing was pending. The moved task is named only on creation: it cannot
- * have been freed, since this CPU has not passed a quiescent state since
- * the move, except after a switch out that was never traced, where the
- * probe read may at worst name a new entry wrongly, never fault. */
+ * nothing was pending. The moved task cannot have been freed, since this
+ * CPU has not passed a quiescent state since the move, except after a
+ * switch out that was never traced, where the probe reads may at worst
+ * find another entry, never fault. */
 static __noinline struct mw_process_stats *settle_deferred_move(struct mw_stopper_request *req, struct event *ev)
 {
 	struct task_struct *moved = (struct task_struct *)req->deferred.task;
-	struct mw_process_stats init = {}, *ps;
+	struct mw_process_stats *ps;
+	struct mw_process_key key;
 	__u64 reason;
 
 	if (!moved)
 		return NULL;
-	ps = bpf_map_lookup_elem(&process_stats, &req->deferred.process);
-	if (!ps) {
-		BPF_CORE_READ_INTO(&init.comm, moved, group_leader, comm);
-		init.flags = task_flags(moved, false);
-		ps = process_entry(&req->deferred.process, &init, ev);
-	}
+	process_key_of(moved, &key, false);
+	ps = process_of_task(moved, &key, ev);
 	reason = bounded_index(req->deferred.reason, MW_REASON_COUNT, MW_REASON_OTHER);
 	if (ps && req->deferred.counted)
 		add(&ps->migrations[reason], 1);
@@ -296,8 +293,11 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 			add(&ps->affinity_changes, st->run_affinity_changes);
 	}
 	if (st->run_moves) {
-		ps = req ? settle_deferred_move(req, &ev) : NULL;
-		if (ps || (ps = bpf_map_lookup_elem(&process_stats, &st->run_moved)))
+		if (st->run_moved_deferred)
+			ps = req ? settle_deferred_move(req, &ev) : NULL;
+		else
+			ps = bpf_map_lookup_elem(&process_stats, &st->run_moved);
+		if (ps)
 			add(&ps->stopper_moved_ns, dur);
 	}
 	if (req) {
@@ -363,7 +363,9 @@ static __always_inline int handle_switch(struct task_struct *prev, struct task_s
 		charge_stopper_run(slot, runtime - st->stopper_runtime); /* its end was not traced */
 	else
 		settle_untimed_run();
-	st->stopper_runtime = runtime;
+	/* Non-zero while it runs (event_from_slot): a stopper's very first run
+	 * starts at 0 ns, 1 ns off is nothing. */
+	st->stopper_runtime = runtime ? runtime : 1;
 	st->fentry_work = MW_WORK_NONE;
 	st->in_migration_cpu_stop = 0;
 	st->run_moves = 0;
