@@ -175,32 +175,50 @@ void Attribution::Fold(const std::vector<ProcessEntry>& entries, const std::set<
     else
       ++it;
   }
-  DropEvicted();
+  NoteEvicted();
   totals_.folded_processes = process_labels_.folded_values();
   totals_.folded_requesters = requester_labels_.folded_values();
   totals_.folded_vms = vm_labels_.folded_values();
 }
 
-void Attribution::DropEvicted() {
-  // An evicted value's series ends; if the value comes back it starts anew.
-  for (const auto& name : process_labels_.TakeEvicted()) {
+void Attribution::NoteEvicted() {
+  for (auto [folder, ending] :
+       {std::pair{&process_labels_, &ending_processes_}, std::pair{&requester_labels_, &ending_requesters_},
+        std::pair{&vm_labels_, &ending_vms_}})
+    for (auto& name : folder->TakeEvicted()) ending->insert(std::move(name));
+}
+
+void Attribution::Relabel() {
+  NoteEvicted();
+  // The totals were just exported with the final value of each series that
+  // ends here, so none of its counts is lost. A value that got a slot again
+  // in the meantime keeps its series: its end was never exported, and a
+  // series that restarted from zero unseen would look like one that grew
+  // less. A value that comes back later starts a new series.
+  for (const auto& name : ending_processes_) {
+    if (process_labels_.Holds(name)) continue;
     totals_.process_migrations.erase(name);
     totals_.process_stopper_ns.erase(name);
   }
-  for (const auto& name : requester_labels_.TakeEvicted()) {
+  for (const auto& name : ending_requesters_) {
+    if (requester_labels_.Holds(name)) continue;
     totals_.requester_stopper_ns.erase(name);
     totals_.requester_stopper_runs.erase(name);
     totals_.affinity_changes.erase(name);
   }
-  for (const auto& name : vm_labels_.TakeEvicted()) {
+  for (const auto& name : ending_vms_) {
+    if (vm_labels_.Holds(name)) continue;
     totals_.vm_migrations.erase(name);
     totals_.vm_stopper_ns.erase(name);
   }
+  ending_processes_.clear();
+  ending_requesters_.clear();
+  ending_vms_.clear();
 }
 
 std::string Attribution::VmLabel(const std::string& vm) {
   std::string label = vm_labels_.Label(vm);
-  DropEvicted();
+  NoteEvicted();
   return label;
 }
 

@@ -150,6 +150,7 @@ Snapshot Session::TakeSnapshot() {
   Snapshot s;
   FoldProcessesLocked(&s.counters, /*remove_gone=*/false);
   s.attribution = attribution_->totals();
+  attribution_->Relabel();
   s.qemu = qemu_->State();
   s.misses = probes_->Misses();
   return s;

@@ -2,7 +2,9 @@
 // out, with the identities from a table instead of /proc. No root, no BPF.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
+#include <string>
 
 #include "migwatch/model/attribution.h"
 
@@ -39,6 +41,54 @@ uint64_t Moved(const AttributionTotals& t, const std::string& label, int reason)
   auto it = t.process_migrations.find(label);
   return it == t.process_migrations.end() ? 0 : it->second[reason];
 }
+
+uint64_t AllReasons(const ReasonCounts& counts) {
+  uint64_t sum = 0;
+  for (uint64_t n : counts) sum += n;
+  return sum;
+}
+
+// What a Prometheus server sees of migwatch_process_migrations_total when it
+// scrapes the totals: each series may only grow while it lasts, and what all
+// series counted, those that ended included, is what the processes did.
+class Scraper {
+ public:
+  // As Session::TakeSnapshot(): the totals, then Relabel().
+  void Scrape(Attribution& a) {
+    Read(a.totals());
+    a.Relabel();
+  }
+  /// Every migration counted by some series, ended or live.
+  uint64_t Counted() const {
+    uint64_t sum = ended_;
+    for (const auto& [label, value] : last_) sum += value;
+    return sum;
+  }
+  bool Shows(const std::string& label) const { return last_.count(label) != 0; }
+
+ private:
+  void Read(const AttributionTotals& t) {
+    for (auto it = last_.begin(); it != last_.end();) {
+      if (t.process_migrations.count(it->first)) {
+        ++it;
+        continue;
+      }
+      ended_ += it->second;  // the series ended at the value last scraped
+      it = last_.erase(it);
+    }
+    for (const auto& [label, by_reason] : t.process_migrations) {
+      const uint64_t value = AllReasons(by_reason);
+      auto [it, fresh] = last_.try_emplace(label, value);
+      if (!fresh) {
+        EXPECT_GE(value, it->second) << "the series of " << label << " went down";
+        it->second = value;
+      }
+    }
+  }
+
+  std::map<std::string, uint64_t> last_;
+  uint64_t ended_ = 0;
+};
 
 TEST(AttributionFold, GrowthIsChargedOnceWhateverTheNumberOfReadings) {
   TableDirectory directory;
@@ -126,6 +176,36 @@ TEST(AttributionFold, NamesBeyondTheCapCountUnderOther) {
   EXPECT_EQ(Moved(t, "c", MW_REASON_WAKEUP), 0u);
   EXPECT_EQ(Moved(t, "other", MW_REASON_WAKEUP), 4u);
   EXPECT_EQ(t.folded_processes, 1u);
+}
+
+TEST(AttributionFold, AnEvictedValueBackBeforeTheNextExportKeepsItsSeries) {
+  // Two slots, both idle for more than ten minutes when "b" and then "a"
+  // grow between two exports: "b" takes the slot of "a", the idlest, and "a"
+  // that of "c". No export showed the series of "a" end, so it goes on.
+  using namespace std::chrono_literals;
+  const LabelFolder::Clock::time_point t0{};
+  TableDirectory directory;
+  Attribution a(directory, 2, 20);
+  Scraper scraper;
+  a.Fold({Reading(Key(1), "a", {{MW_REASON_WAKEUP, 1}})}, {}, t0);
+  scraper.Scrape(a);
+  a.Fold({Reading(Key(1), "a", {{MW_REASON_WAKEUP, 1}}), Reading(Key(3), "c", {{MW_REASON_WAKEUP, 1}})}, {}, t0 + 30s);
+  scraper.Scrape(a);
+  a.Fold({Reading(Key(2), "b", {{MW_REASON_WAKEUP, 4}}), Reading(Key(1), "a", {{MW_REASON_WAKEUP, 3}}),
+          Reading(Key(3), "c", {{MW_REASON_WAKEUP, 1}})},
+         {}, t0 + 11min);
+  EXPECT_EQ(Moved(a.totals(), "a", MW_REASON_WAKEUP), 3u);
+  EXPECT_EQ(Moved(a.totals(), "b", MW_REASON_WAKEUP), 4u);
+  // "c" is exported once more, with its final value, before its series ends.
+  EXPECT_EQ(Moved(a.totals(), "c", MW_REASON_WAKEUP), 1u);
+  scraper.Scrape(a);
+  a.Fold({Reading(Key(2), "b", {{MW_REASON_WAKEUP, 4}}), Reading(Key(1), "a", {{MW_REASON_WAKEUP, 3}}),
+          Reading(Key(3), "c", {{MW_REASON_WAKEUP, 6}})},
+         {}, t0 + 12min);
+  scraper.Scrape(a);
+  EXPECT_FALSE(scraper.Shows("c"));
+  EXPECT_EQ(Moved(a.totals(), "other", MW_REASON_WAKEUP), 5u);
+  EXPECT_EQ(scraper.Counted(), 3u + 4u + 6u);
 }
 
 TEST(AttributionFold, WhatAProcessAskedForGoesToItsRequesterLabel) {

@@ -98,6 +98,12 @@ class Attribution {
   void Fold(const std::vector<ProcessEntry>& entries, const std::set<mw_process_key>& gone,
             LabelFolder::Clock::time_point now = LabelFolder::Clock::now());
 
+  /// The values that lost their label (LabelFolder::TakeEvicted) keep their
+  /// series, no longer growing, until this call: call it right after the
+  /// totals are exported, so that every series is exported with its final
+  /// value before it ends.
+  void Relabel();
+
   const AttributionTotals& totals() const { return totals_; }
   /// The label a VM name gets under the VM label cap (shared by every
   /// per-VM metric so that they fold alike).
@@ -114,7 +120,8 @@ class Attribution {
   };
   void Charge(const ProcessIdentity& identity, const mw_process_stats& from, const mw_process_stats& to,
               LabelFolder::Clock::time_point now);
-  void DropEvicted();
+  // Moves what the folders evicted into the ending_* sets.
+  void NoteEvicted();
 
   ProcessDirectory& directory_;
   LabelFolder process_labels_;
@@ -123,6 +130,12 @@ class Attribution {
   std::map<mw_process_key, Tracked> tracked_;
   std::unordered_map<uint32_t, mw_process_key> newest_by_tgid_;
   std::map<mw_process_key, std::deque<NameChange>> pending_;
+  // Values whose series end at the next Relabel() unless they hold a slot
+  // again by then; a set, so at most one entry per name however long no
+  // export comes.
+  std::set<std::string> ending_processes_;
+  std::set<std::string> ending_requesters_;
+  std::set<std::string> ending_vms_;
   AttributionTotals totals_;
 };
 

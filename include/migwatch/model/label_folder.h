@@ -51,6 +51,8 @@ class LabelFolder {
 
   /// Values evicted since the last call, whose series should be dropped.
   std::vector<std::string> TakeEvicted();
+  /// Whether `value` has a label of its own now.
+  bool Holds(std::string_view value) const { return slots_.count(std::string(value)) != 0; }
 
   /// Distinct values (other than "other") that were mapped to "other".
   std::size_t folded_values() const { return folded_count_; }
