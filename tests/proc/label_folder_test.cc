@@ -97,6 +97,126 @@ TEST(LabelFolder, LabelDoesNotAliasTheArgument) {
   EXPECT_EQ(label, "vm-a");
 }
 
+// Every slot taken by a value that did something once, then nothing.
+void FillWithQuietValues(LabelFolder& folder, Clock::time_point now) {
+  for (size_t i = 0; i < folder.cap(); ++i) {
+    const std::string value = "boot-" + std::to_string(i);
+    ASSERT_EQ(folder.Label(value, now), value);
+    folder.Observe(value, {.migrations = 10});
+  }
+  folder.ReassignSlots(now);
+}
+
+TEST(LabelFolder, ABusyNewcomerTakesTheSlotOfTheQuietestHolder) {
+  const Clock::time_point t0{};
+  LabelFolder folder(2);
+  folder.Label("quiet", t0);
+  folder.Observe("quiet", {.migrations = 10});
+  folder.Label("busy", t0);
+  folder.Observe("busy", {.migrations = 500});
+  folder.ReassignSlots(t0);
+  EXPECT_TRUE(folder.TakeEvicted().empty());
+
+  EXPECT_EQ(folder.Label("storm", t0 + 15s), "other");
+  folder.Observe("storm", {.migrations = 1000});
+  folder.Label("busy", t0 + 15s);
+  folder.Observe("busy", {.migrations = 500});
+  folder.ReassignSlots(t0 + 15s);
+  EXPECT_EQ(folder.TakeEvicted(), std::vector<std::string>{"quiet"});
+  EXPECT_EQ(folder.Label("storm", t0 + 30s), "storm");
+  EXPECT_EQ(folder.Label("busy", t0 + 30s), "busy");
+  EXPECT_EQ(folder.Label("quiet", t0 + 30s), "other");
+  EXPECT_TRUE(folder.Holds("storm"));
+  EXPECT_FALSE(folder.Holds("quiet"));
+}
+
+TEST(LabelFolder, ValuesAboutAsBusyDoNotTakeTurns) {
+  const Clock::time_point t0{};
+  LabelFolder folder(1);
+  folder.Label("holder", t0);
+  for (int round = 0; round < 100; ++round) {
+    const auto now = t0 + round * 15s;
+    folder.Label("holder", now);
+    folder.Label("challenger", now);
+    // Alike on average, each busier by half than the other every other round.
+    folder.Observe("holder", {.migrations = round % 2 ? 100u : 150u});
+    folder.Observe("challenger", {.migrations = round % 2 ? 150u : 100u});
+    folder.ReassignSlots(now);
+    ASSERT_TRUE(folder.TakeEvicted().empty()) << "round " << round;
+  }
+  EXPECT_EQ(folder.Label("holder", t0 + 100 * 15s), "holder");
+}
+
+TEST(LabelFolder, AQuietCrowdDoesNotTakeTurns) {
+  const Clock::time_point t0{};
+  LabelFolder folder(4);
+  FillWithQuietValues(folder, t0);
+  for (int round = 1; round <= 10; ++round) {
+    const auto now = t0 + round * 15s;
+    for (int i = 0; i < 1000; ++i) {
+      const std::string value = "crowd-" + std::to_string(i);
+      folder.Label(value, now);
+      folder.Observe(value, {.migrations = 1});
+    }
+    folder.ReassignSlots(now);
+  }
+  EXPECT_TRUE(folder.TakeEvicted().empty());
+}
+
+TEST(LabelFolder, StopperTimeAloneEarnsASlot) {
+  const Clock::time_point t0{};
+  LabelFolder folder(2);
+  folder.Label("mover", t0);
+  folder.Label("quiet", t0);
+  folder.Observe("mover", {.migrations = 1000});
+  folder.ReassignSlots(t0);
+  // Few migrations, each a long stopper run: none of the others used the stopper.
+  folder.Label("repinner", t0 + 15s);
+  folder.Observe("repinner", {.migrations = 5, .stopper_ns = 2'000'000});
+  folder.Label("mover", t0 + 15s);
+  folder.Observe("mover", {.migrations = 1000});
+  folder.ReassignSlots(t0 + 15s);
+  EXPECT_EQ(folder.TakeEvicted(), std::vector<std::string>{"quiet"});
+  EXPECT_TRUE(folder.Holds("repinner"));
+  EXPECT_TRUE(folder.Holds("mover"));
+}
+
+TEST(LabelFolder, PastActivityFadesAtEachReassignment) {
+  const Clock::time_point t0{};
+  LabelFolder folder(1);
+  folder.Label("burst", t0);
+  folder.Observe("burst", {.migrations = 1000});
+  folder.ReassignSlots(t0);
+  // Right after the burst, a steady value ten times quieter cannot take
+  // its slot; as the burst recedes, the steady value's share grows until
+  // it does.
+  int rounds = 0;
+  while (!folder.Holds("steady") && rounds < 20) {
+    ++rounds;
+    folder.Label("steady", t0 + rounds * 15s);
+    folder.Observe("steady", {.migrations = 100});
+    folder.ReassignSlots(t0 + rounds * 15s);
+  }
+  EXPECT_GT(rounds, 1);
+  EXPECT_LT(rounds, 20);
+  EXPECT_EQ(folder.TakeEvicted(), std::vector<std::string>{"burst"});
+}
+
+TEST(LabelFolder, RankedValuesStayBounded) {
+  const Clock::time_point t0{};
+  LabelFolder folder(2);
+  FillWithQuietValues(folder, t0);
+  const size_t many = 3 * LabelFolder::kMaxRankedValues;
+  for (size_t i = 0; i < many; ++i) folder.Observe("value-" + std::to_string(i), {.migrations = 1 + i % 7});
+  EXPECT_LE(folder.ranked_values(), LabelFolder::kMaxRankedValues);
+  folder.ReassignSlots(t0 + 15s);
+  EXPECT_LE(folder.ranked_values(), LabelFolder::kMaxRankedValues / 2);
+  // The literal "other" is never ranked: it never takes a slot.
+  folder.Observe("other", {.migrations = 1'000'000});
+  folder.ReassignSlots(t0 + 30s);
+  EXPECT_FALSE(folder.Holds("other"));
+}
+
 TEST(LabelFolder, ZeroCapIsRejected) { EXPECT_THROW(LabelFolder(0), std::invalid_argument); }
 
 }  // namespace
