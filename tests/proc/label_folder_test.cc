@@ -97,12 +97,19 @@ TEST(LabelFolder, LabelDoesNotAliasTheArgument) {
   EXPECT_EQ(label, "vm-a");
 }
 
+// What Attribution does for a value that grew: takes its label and reports
+// the growth for the ranking.
+std::string Grew(LabelFolder& folder, const std::string& value, LabelFolder::Activity grew, Clock::time_point now) {
+  std::string label = folder.Label(value, now);
+  folder.Observe(value, grew);
+  return label;
+}
+
 // Every slot taken by a value that did something once, then nothing.
 void FillWithQuietValues(LabelFolder& folder, Clock::time_point now) {
   for (size_t i = 0; i < folder.cap(); ++i) {
     const std::string value = "boot-" + std::to_string(i);
-    ASSERT_EQ(folder.Label(value, now), value);
-    folder.Observe(value, {.migrations = 10});
+    ASSERT_EQ(Grew(folder, value, {.migrations = 10}, now), value);
   }
   folder.ReassignSlots(now);
 }
@@ -110,17 +117,13 @@ void FillWithQuietValues(LabelFolder& folder, Clock::time_point now) {
 TEST(LabelFolder, ABusyNewcomerTakesTheSlotOfTheQuietestHolder) {
   const Clock::time_point t0{};
   LabelFolder folder(2);
-  folder.Label("quiet", t0);
-  folder.Observe("quiet", {.migrations = 10});
-  folder.Label("busy", t0);
-  folder.Observe("busy", {.migrations = 500});
+  Grew(folder, "quiet", {.migrations = 10}, t0);
+  Grew(folder, "busy", {.migrations = 500}, t0);
   folder.ReassignSlots(t0);
   EXPECT_TRUE(folder.TakeEvicted().empty());
 
-  EXPECT_EQ(folder.Label("storm", t0 + 15s), "other");
-  folder.Observe("storm", {.migrations = 1000});
-  folder.Label("busy", t0 + 15s);
-  folder.Observe("busy", {.migrations = 500});
+  EXPECT_EQ(Grew(folder, "storm", {.migrations = 1000}, t0 + 15s), "other");
+  Grew(folder, "busy", {.migrations = 500}, t0 + 15s);
   folder.ReassignSlots(t0 + 15s);
   EXPECT_EQ(folder.TakeEvicted(), std::vector<std::string>{"quiet"});
   EXPECT_EQ(folder.Label("storm", t0 + 30s), "storm");
@@ -136,11 +139,9 @@ TEST(LabelFolder, ValuesAboutAsBusyDoNotTakeTurns) {
   folder.Label("holder", t0);
   for (int round = 0; round < 100; ++round) {
     const auto now = t0 + round * 15s;
-    folder.Label("holder", now);
-    folder.Label("challenger", now);
     // Alike on average, each busier by half than the other every other round.
-    folder.Observe("holder", {.migrations = round % 2 ? 100u : 150u});
-    folder.Observe("challenger", {.migrations = round % 2 ? 150u : 100u});
+    Grew(folder, "holder", {.migrations = round % 2 ? 100u : 150u}, now);
+    Grew(folder, "challenger", {.migrations = round % 2 ? 150u : 100u}, now);
     folder.ReassignSlots(now);
     ASSERT_TRUE(folder.TakeEvicted().empty()) << "round " << round;
   }
@@ -153,11 +154,7 @@ TEST(LabelFolder, AQuietCrowdDoesNotTakeTurns) {
   FillWithQuietValues(folder, t0);
   for (int round = 1; round <= 10; ++round) {
     const auto now = t0 + round * 15s;
-    for (int i = 0; i < 1000; ++i) {
-      const std::string value = "crowd-" + std::to_string(i);
-      folder.Label(value, now);
-      folder.Observe(value, {.migrations = 1});
-    }
+    for (int i = 0; i < 1000; ++i) Grew(folder, "crowd-" + std::to_string(i), {.migrations = 1}, now);
     folder.ReassignSlots(now);
   }
   EXPECT_TRUE(folder.TakeEvicted().empty());
@@ -166,15 +163,12 @@ TEST(LabelFolder, AQuietCrowdDoesNotTakeTurns) {
 TEST(LabelFolder, StopperTimeAloneEarnsASlot) {
   const Clock::time_point t0{};
   LabelFolder folder(2);
-  folder.Label("mover", t0);
+  Grew(folder, "mover", {.migrations = 1000}, t0);
   folder.Label("quiet", t0);
-  folder.Observe("mover", {.migrations = 1000});
   folder.ReassignSlots(t0);
   // Few migrations, each a long stopper run: none of the others used the stopper.
-  folder.Label("repinner", t0 + 15s);
-  folder.Observe("repinner", {.migrations = 5, .stopper_ns = 2'000'000});
-  folder.Label("mover", t0 + 15s);
-  folder.Observe("mover", {.migrations = 1000});
+  Grew(folder, "repinner", {.migrations = 5, .stopper_ns = 2'000'000}, t0 + 15s);
+  Grew(folder, "mover", {.migrations = 1000}, t0 + 15s);
   folder.ReassignSlots(t0 + 15s);
   EXPECT_EQ(folder.TakeEvicted(), std::vector<std::string>{"quiet"});
   EXPECT_TRUE(folder.Holds("repinner"));
@@ -184,8 +178,7 @@ TEST(LabelFolder, StopperTimeAloneEarnsASlot) {
 TEST(LabelFolder, PastActivityFadesAtEachReassignment) {
   const Clock::time_point t0{};
   LabelFolder folder(1);
-  folder.Label("burst", t0);
-  folder.Observe("burst", {.migrations = 1000});
+  Grew(folder, "burst", {.migrations = 1000}, t0);
   folder.ReassignSlots(t0);
   // Right after the burst, a steady value ten times quieter cannot take
   // its slot; as the burst recedes, the steady value's share grows until
@@ -193,8 +186,7 @@ TEST(LabelFolder, PastActivityFadesAtEachReassignment) {
   int rounds = 0;
   while (!folder.Holds("steady") && rounds < 20) {
     ++rounds;
-    folder.Label("steady", t0 + rounds * 15s);
-    folder.Observe("steady", {.migrations = 100});
+    Grew(folder, "steady", {.migrations = 100}, t0 + rounds * 15s);
     folder.ReassignSlots(t0 + rounds * 15s);
   }
   EXPECT_GT(rounds, 1);
