@@ -95,13 +95,14 @@ void Attribution::AddNameChange(NameChange change) {
 void Attribution::Charge(const ProcessIdentity& id, const mw_process_stats& from, const mw_process_stats& to,
                          LabelFolder::Clock::time_point now) {
   ReasonCounts grew{};
-  bool moved = false;
+  uint64_t moved = 0;
   for (int r = 0; r < MW_REASON_COUNT; ++r) {
     grew[r] = Growth(to.migrations[r], from.migrations[r]);
-    moved |= grew[r] != 0;
+    moved += grew[r];
   }
   const uint64_t moved_ns = Growth(to.stopper_moved_ns, from.stopper_moved_ns);
   if (moved || moved_ns) {
+    process_labels_.Observe(id.name, {.migrations = moved, .stopper_ns = moved_ns});
     const std::string label = process_labels_.Label(id.name, now);
     auto& p = totals_.process_migrations[label];
     for (int r = 0; r < MW_REASON_COUNT; ++r) p[r] += grew[r];
@@ -117,6 +118,8 @@ void Attribution::Charge(const ProcessIdentity& id, const mw_process_stats& from
   const uint64_t requested_runs = Growth(to.stopper_requested_runs, from.stopper_requested_runs);
   const uint64_t changes = Growth(to.affinity_changes, from.affinity_changes);
   if (requested_ns || requested_runs || changes) {
+    // An affinity change forced a task off its CPU: a migration it asked for.
+    requester_labels_.Observe(id.name, {.migrations = changes, .stopper_ns = requested_ns});
     const std::string label = requester_labels_.Label(id.name, now);
     totals_.requester_stopper_ns[label] += requested_ns;
     totals_.requester_stopper_runs[label] += requested_runs;
@@ -188,7 +191,9 @@ void Attribution::NoteEvicted() {
     for (auto& name : folder->TakeEvicted()) ending->insert(std::move(name));
 }
 
-void Attribution::Relabel() {
+void Attribution::Relabel(LabelFolder::Clock::time_point now) {
+  process_labels_.ReassignSlots(now);
+  requester_labels_.ReassignSlots(now);
   NoteEvicted();
   // The totals were just exported with the final value of each series that
   // ends here, so none of its counts is lost. A value that got a slot again

@@ -82,7 +82,8 @@ struct NameChange {
 ///
 /// Each Fold() adds what grew since the last reading to the label of each
 /// process (per label dimension at most `label_cap` values, `vm_label_cap`
-/// for VMs, get their own label; see LabelFolder). Growth that came before a
+/// for VMs, get their own label; see LabelFolder; Relabel() moves the
+/// process and requester labels to the busiest names). Growth that came before a
 /// name change goes to the old name and the rest to the new one, by the
 /// counts the change carries, however late the change is delivered. No
 /// system call except through the ProcessDirectory. Not thread-safe.
@@ -98,11 +99,14 @@ class Attribution {
   void Fold(const std::vector<ProcessEntry>& entries, const std::set<mw_process_key>& gone,
             LabelFolder::Clock::time_point now = LabelFolder::Clock::now());
 
-  /// The values that lost their label (LabelFolder::TakeEvicted) keep their
-  /// series, no longer growing, until this call: call it right after the
-  /// totals are exported, so that every series is exported with its final
-  /// value before it ends.
-  void Relabel();
+  /// Gives the process and requester labels to the busiest names
+  /// (LabelFolder::ReassignSlots, by migrations and stopper time), and ends
+  /// the series of every value that lost its label since the last call: a
+  /// value that loses its label keeps its series, no longer growing, until
+  /// this call. Call it right after the totals are exported, so that every
+  /// series is exported with its final value before it ends, and "recent"
+  /// activity means that of the last few exports.
+  void Relabel(LabelFolder::Clock::time_point now = LabelFolder::Clock::now());
 
   const AttributionTotals& totals() const { return totals_; }
   /// The label a VM name gets under the VM label cap (shared by every
