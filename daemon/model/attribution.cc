@@ -178,54 +178,36 @@ void Attribution::Fold(const std::vector<ProcessEntry>& entries, const std::set<
     else
       ++it;
   }
-  NoteEvicted();
   totals_.folded_processes = process_labels_.folded_values();
   totals_.folded_requesters = requester_labels_.folded_values();
   totals_.folded_vms = vm_labels_.folded_values();
 }
 
-void Attribution::NoteEvicted() {
-  for (auto [folder, ending] :
-       {std::pair{&process_labels_, &ending_processes_}, std::pair{&requester_labels_, &ending_requesters_},
-        std::pair{&vm_labels_, &ending_vms_}})
-    for (auto& name : folder->TakeEvicted()) ending->insert(std::move(name));
-}
-
 void Attribution::Relabel(LabelFolder::Clock::time_point now) {
   process_labels_.ReassignSlots(now);
   requester_labels_.ReassignSlots(now);
-  NoteEvicted();
+  // VM names are not ranked (nothing is observed): this only counts the
+  // export for the VMs that lost their label for being idle.
+  vm_labels_.ReassignSlots(now);
   // The totals were just exported with the final value of each series that
-  // ends here, so none of its counts is lost. A value that got a slot again
-  // in the meantime keeps its series: its end was never exported, and a
-  // series that restarted from zero unseen would look like one that grew
-  // less. A value that comes back later starts a new series.
-  for (const auto& name : ending_processes_) {
-    if (process_labels_.Holds(name)) continue;
+  // ends here, so none of its counts is lost; the folders keep these values
+  // under "other" until the next export has shown their series ended.
+  for (const auto& name : process_labels_.TakeEvicted()) {
     totals_.process_migrations.erase(name);
     totals_.process_stopper_ns.erase(name);
   }
-  for (const auto& name : ending_requesters_) {
-    if (requester_labels_.Holds(name)) continue;
+  for (const auto& name : requester_labels_.TakeEvicted()) {
     totals_.requester_stopper_ns.erase(name);
     totals_.requester_stopper_runs.erase(name);
     totals_.affinity_changes.erase(name);
   }
-  for (const auto& name : ending_vms_) {
-    if (vm_labels_.Holds(name)) continue;
+  for (const auto& name : vm_labels_.TakeEvicted()) {
     totals_.vm_migrations.erase(name);
     totals_.vm_stopper_ns.erase(name);
   }
-  ending_processes_.clear();
-  ending_requesters_.clear();
-  ending_vms_.clear();
 }
 
-std::string Attribution::VmLabel(const std::string& vm) {
-  std::string label = vm_labels_.Label(vm);
-  NoteEvicted();
-  return label;
-}
+std::string Attribution::VmLabel(const std::string& vm) { return vm_labels_.Label(vm); }
 
 ProcessIdentity Attribution::IdentityOf(uint32_t tgid, const std::string& comm) {
   if (auto it = newest_by_tgid_.find(tgid); it != newest_by_tgid_.end())

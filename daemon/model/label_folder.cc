@@ -29,20 +29,30 @@ const std::string& LabelFolder::Label(std::string_view value, Clock::time_point 
     slot->second = now;
     return slot->first;
   }
+  if (resting_.count(key)) return Folded(value);
   if (slots_.size() >= cap_) {
     // The cap is small (tens): a scan is cheaper than keeping an order.
     auto idlest = slots_.begin();
     for (auto it = slots_.begin(); it != slots_.end(); ++it)
       if (it->second < idlest->second) idlest = it;
-    if (now - idlest->second <= idle_after_) {
-      if (folded_hashes_.size() >= kMaxRememberedFolds) folded_hashes_.clear();
-      if (folded_hashes_.insert(std::hash<std::string_view>{}(value)).second) ++folded_count_;
-      return OtherLabel();
-    }
-    evicted_.push_back(idlest->first);
+    if (now - idlest->second <= idle_after_) return Folded(value);
+    // Its series is exported once more at the next ReassignSlots() and seen
+    // ended at the one after.
+    Evict(idlest->first, 2);
     slots_.erase(idlest);
   }
   return slots_.emplace(std::move(key), now).first->first;
+}
+
+const std::string& LabelFolder::Folded(std::string_view value) {
+  if (folded_hashes_.size() >= kMaxRememberedFolds) folded_hashes_.clear();
+  if (folded_hashes_.insert(std::hash<std::string_view>{}(value)).second) ++folded_count_;
+  return OtherLabel();
+}
+
+void LabelFolder::Evict(const std::string& value, int rests) {
+  evicted_.push_back(value);
+  resting_[value] = rests;
 }
 
 void LabelFolder::Observe(std::string_view value, const Activity& grew) {
@@ -74,11 +84,18 @@ double LabelFolder::ShareOfRecent(const std::string& value, const RecentActivity
 }
 
 void LabelFolder::ReassignSlots(Clock::time_point now) {
+  // One more export has shown the series of the resting values ended.
+  for (auto it = resting_.begin(); it != resting_.end();) {
+    if (--it->second == 0)
+      it = resting_.erase(it);
+    else
+      ++it;
+  }
   const RecentActivity all = AllRecent();
   std::vector<RankedValue> holders, challengers;
   for (const auto& [value, last_active] : slots_) holders.emplace_back(ShareOfRecent(value, all), value);
   for (const auto& [value, recent] : recent_)
-    if (!slots_.count(value)) challengers.emplace_back(ShareOfRecent(value, all), value);
+    if (!slots_.count(value) && !resting_.count(value)) challengers.emplace_back(ShareOfRecent(value, all), value);
   std::sort(holders.begin(), holders.end());
   std::sort(challengers.begin(), challengers.end(), std::greater<>());
   // The busiest challenger against the quietest holder, the next against
@@ -88,8 +105,10 @@ void LabelFolder::ReassignSlots(Clock::time_point now) {
     const auto& [busy_share, challenger] = challengers[i];
     const auto& [quiet_share, holder] = holders[i];
     if (busy_share < min_share || busy_share < kDisplaceFactor * quiet_share) break;
+    // Its series was just exported for the last time: the next export
+    // shows it ended.
+    Evict(holder, 1);
     slots_.erase(holder);
-    evicted_.push_back(holder);
     slots_.emplace(challenger, now);
   }
   for (auto& [value, recent] : recent_) {

@@ -242,34 +242,46 @@ TEST(AttributionFold, NamesBeyondTheCapCountUnderOther) {
   EXPECT_EQ(t.folded_processes, 1u);
 }
 
-TEST(AttributionFold, AnEvictedValueBackBeforeTheNextExportKeepsItsSeries) {
-  // Two slots, both idle for more than ten minutes when "b" and then "a"
-  // grow between two exports: "b" takes the slot of "a", the idlest, and "a"
-  // that of "c". No export showed the series of "a" end, so it goes on.
+TEST(AttributionFold, AnEvictedValueGetsNoLabelUntilAnExportShowedItsSeriesEnd) {
+  // Two labels, both idle for more than ten minutes when "b" and then "a"
+  // grow between two exports (the readings in that order): "b" takes the
+  // label of "a", the idlest, and "a" counts under "other", though "c" is
+  // idle too.
   using namespace std::chrono_literals;
   const LabelFolder::Clock::time_point t0{};
   TableDirectory directory;
   Attribution a(directory, 2, 20);
   Scraper scraper;
-  a.Fold({Reading(Key(1), "a", {{MW_REASON_WAKEUP, 1}})}, {}, t0);
-  scraper.Scrape(a, t0);
-  a.Fold({Reading(Key(1), "a", {{MW_REASON_WAKEUP, 1}}), Reading(Key(3), "c", {{MW_REASON_WAKEUP, 1}})}, {}, t0 + 30s);
-  scraper.Scrape(a, t0 + 30s);
-  a.Fold({Reading(Key(2), "b", {{MW_REASON_WAKEUP, 4}}), Reading(Key(1), "a", {{MW_REASON_WAKEUP, 3}}),
-          Reading(Key(3), "c", {{MW_REASON_WAKEUP, 1}})},
-         {}, t0 + 11min);
-  EXPECT_EQ(Moved(a.totals(), "a", MW_REASON_WAKEUP), 3u);
-  EXPECT_EQ(Moved(a.totals(), "b", MW_REASON_WAKEUP), 4u);
-  // "c" is exported once more, with its final value, before its series ends.
-  EXPECT_EQ(Moved(a.totals(), "c", MW_REASON_WAKEUP), 1u);
+  Processes processes;
+  auto interval = [&](LabelFolder::Clock::time_point now) {
+    a.Fold(processes.Readings(), {}, now);
+    scraper.Scrape(a, now);
+    EXPECT_EQ(scraper.Counted(), processes.Total());
+  };
+  processes.Move(2, "a", 1);
+  interval(t0);
+  processes.Move(3, "c", 1);
+  interval(t0 + 30s);
+  processes.Move(1, "b", 4);
+  processes.Move(2, "a", 2);
+  a.Fold(processes.Readings(), {}, t0 + 11min);
+  // "a" is exported once more, with its final value, before its series ends.
+  EXPECT_EQ(Moved(a.totals(), "a", MW_REASON_LOAD_BALANCE), 1u);
+  EXPECT_EQ(Moved(a.totals(), "other", MW_REASON_LOAD_BALANCE), 2u);
+  EXPECT_EQ(Moved(a.totals(), "c", MW_REASON_LOAD_BALANCE), 1u);
   scraper.Scrape(a, t0 + 11min);
-  a.Fold({Reading(Key(2), "b", {{MW_REASON_WAKEUP, 4}}), Reading(Key(1), "a", {{MW_REASON_WAKEUP, 3}}),
-          Reading(Key(3), "c", {{MW_REASON_WAKEUP, 6}})},
-         {}, t0 + 12min);
-  scraper.Scrape(a, t0 + 12min);
-  EXPECT_FALSE(scraper.Shows("c"));
-  EXPECT_EQ(Moved(a.totals(), "other", MW_REASON_WAKEUP), 5u);
-  EXPECT_EQ(scraper.Counted(), 3u + 4u + 6u);
+  // Until an export has shown the series of "a" ended.
+  processes.Move(2, "a", 3);
+  interval(t0 + 12min);
+  EXPECT_FALSE(scraper.Shows("a"));
+  EXPECT_EQ(Moved(a.totals(), "other", MW_REASON_LOAD_BALANCE), 5u);
+  // That export over, the busier "a" takes the label of "c", with a new
+  // series.
+  processes.Move(2, "a", 7);
+  interval(t0 + 13min);
+  EXPECT_EQ(scraper.Value("a"), 7u);
+  EXPECT_EQ(scraper.Ends("a"), 1);
+  EXPECT_EQ(scraper.Ends("c"), 1);
 }
 
 TEST(AttributionFold, AStormingNewcomerGetsItsOwnLabelWithinTwoFolds) {
@@ -386,6 +398,31 @@ TEST(AttributionFold, ARequesterOfStopperWorkGetsItsOwnLabelToo) {
   ASSERT_EQ(t.affinity_changes.count("repin"), 1u);
   // Its first growth went to "other", before it had the label.
   EXPECT_EQ(t.affinity_changes.at("repin") + t.affinity_changes.at("other"), repin.stats.affinity_changes - 200);
+}
+
+TEST(AttributionFold, AVmThatLostItsLabelForBeingIdleGetsOneAgainAfterAnExport) {
+  using namespace std::chrono_literals;
+  TableDirectory directory;
+  directory.identities[1] = {"qemu-system-x86", "guest1", false};
+  directory.identities[2] = {"qemu-system-x86", "guest2", false};
+  Attribution a(directory, 20, 1);
+  Processes processes;
+  const LabelFolder::Clock::time_point t0{};
+  auto interval = [&](LabelFolder::Clock::time_point now) {
+    a.Fold(processes.Readings(), {}, now);
+    a.Relabel(now);
+  };
+  processes.Move(1, "qemu-system-x86", 5);
+  interval(t0);
+  processes.Move(2, "qemu-system-x86", 5);
+  interval(t0 + 11min);  // guest1 idle for eleven minutes: guest2 takes its label
+  EXPECT_EQ(a.totals().vm_migrations.count("guest1"), 0u);
+  ASSERT_EQ(a.totals().vm_migrations.count("guest2"), 1u);
+  interval(t0 + 12min);  // an export without guest1: its series ended
+  processes.Move(1, "qemu-system-x86", 3);
+  interval(t0 + 23min);  // guest2 idle for twelve minutes
+  ASSERT_EQ(a.totals().vm_migrations.count("guest1"), 1u);
+  EXPECT_EQ(a.totals().vm_migrations.at("guest1")[MW_REASON_LOAD_BALANCE], 3u);
 }
 
 TEST(AttributionFold, WhatAProcessAskedForGoesToItsRequesterLabel) {

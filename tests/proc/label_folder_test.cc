@@ -133,6 +133,35 @@ TEST(LabelFolder, ABusyNewcomerTakesTheSlotOfTheQuietestHolder) {
   EXPECT_FALSE(folder.Holds("quiet"));
 }
 
+TEST(LabelFolder, AnEvictedValueWaitsUntilAnExportShowedItsSeriesEnd) {
+  const Clock::time_point t0{};
+  LabelFolder folder(2, 10min);
+  Grew(folder, "idle", {.migrations = 10}, t0 + 5min);
+  Grew(folder, "quiet", {.migrations = 1}, t0 + 10min);
+  folder.ReassignSlots(t0 + 10min);
+  Grew(folder, "quiet", {.migrations = 1}, t0 + 11min);
+  EXPECT_EQ(Grew(folder, "storm", {.migrations = 1000}, t0 + 11min), "other");
+  folder.ReassignSlots(t0 + 11min);
+  EXPECT_EQ(folder.TakeEvicted(), std::vector<std::string>{"quiet"});
+  // "idle" has been idle for eleven minutes, yet "quiet" does not take its
+  // slot before the next ReassignSlots(): the export before it shows the
+  // series of "quiet" ended.
+  EXPECT_EQ(Grew(folder, "quiet", {.migrations = 1}, t0 + 16min), "other");
+  EXPECT_TRUE(folder.Holds("idle"));
+  folder.ReassignSlots(t0 + 16min + 15s);
+  EXPECT_TRUE(folder.TakeEvicted().empty());
+  EXPECT_EQ(Grew(folder, "quiet", {.migrations = 1}, t0 + 16min + 16s), "quiet");
+  EXPECT_EQ(folder.TakeEvicted(), std::vector<std::string>{"idle"});
+  // Evicted for being idle, between two exports: its series is exported once
+  // more at the next one and seen ended at the one after.
+  EXPECT_EQ(Grew(folder, "idle", {.migrations = 1}, t0 + 16min + 17s), "other");
+  folder.ReassignSlots(t0 + 16min + 30s);
+  EXPECT_EQ(Grew(folder, "idle", {.migrations = 1}, t0 + 16min + 31s), "other");
+  folder.ReassignSlots(t0 + 16min + 45s);
+  EXPECT_FALSE(folder.Holds("idle"));
+  EXPECT_TRUE(folder.TakeEvicted().empty());
+}
+
 TEST(LabelFolder, ValuesAboutAsBusyDoNotTakeTurns) {
   const Clock::time_point t0{};
   LabelFolder folder(1);

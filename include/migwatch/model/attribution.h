@@ -105,7 +105,9 @@ class Attribution {
   /// value that loses its label keeps its series, no longer growing, until
   /// this call. Call it right after the totals are exported, so that every
   /// series is exported with its final value before it ends, and "recent"
-  /// activity means that of the last few exports.
+  /// activity means that of the last few exports. Without it, labels change
+  /// hands only when idle (LabelFolder::Label), and a value that lost its
+  /// label keeps its series and gets no label again.
   void Relabel(LabelFolder::Clock::time_point now = LabelFolder::Clock::now());
 
   const AttributionTotals& totals() const { return totals_; }
@@ -124,8 +126,6 @@ class Attribution {
   };
   void Charge(const ProcessIdentity& identity, const mw_process_stats& from, const mw_process_stats& to,
               LabelFolder::Clock::time_point now);
-  // Moves what the folders evicted into the ending_* sets.
-  void NoteEvicted();
 
   ProcessDirectory& directory_;
   LabelFolder process_labels_;
@@ -134,12 +134,6 @@ class Attribution {
   std::map<mw_process_key, Tracked> tracked_;
   std::unordered_map<uint32_t, mw_process_key> newest_by_tgid_;
   std::map<mw_process_key, std::deque<NameChange>> pending_;
-  // Values whose series end at the next Relabel() unless they hold a slot
-  // again by then; a set, so at most one entry per name however long no
-  // export comes.
-  std::set<std::string> ending_processes_;
-  std::set<std::string> ending_requesters_;
-  std::set<std::string> ending_vms_;
   AttributionTotals totals_;
 };
 

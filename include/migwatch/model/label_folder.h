@@ -32,15 +32,21 @@ namespace migwatch {
 /// that many values that are all about as quiet do not take turns.
 ///
 /// A value never moves between series while it holds a slot, and "other" only
-/// ever receives growth, so every counter series stays monotonic; an evicted
-/// value that comes back starts a new series.
+/// ever receives growth, so every counter series stays monotonic. The series
+/// of an evicted value should be exported once more with its final value at
+/// the next ReassignSlots() (for a value evicted by ReassignSlots(), just
+/// before it), then dropped; the value maps to "other" until an export has
+/// shown its series ended, and then starts a new series if it gets a slot
+/// again. A series that ended and one that started between two exports would
+/// look like one series that went on.
 ///
 /// The literal value "other" never takes a slot and is not counted by
 /// folded_values().
 ///
 /// Memory: the slot values, plus one 64-bit hash per distinct folded value, up
 /// to kMaxRememberedFolds hashes; beyond that folded_values() keeps growing
-/// but may count a value again. The recent activity of at most
+/// but may count a value again. The values evicted since the last
+/// ReassignSlots() and the one before. The recent activity of at most
 /// max(kMaxRankedValues, 2 * cap()) values: values first seen beyond that
 /// are not ranked until others went quiet, and the quietest are forgotten.
 ///
@@ -85,7 +91,8 @@ class LabelFolder {
   /// "recent" reaches.
   void ReassignSlots(Clock::time_point now = Clock::now());
 
-  /// Values evicted since the last call, whose series should be dropped.
+  /// Values evicted since the last call, whose series should be dropped
+  /// once exported with their final value (see the class comment).
   std::vector<std::string> TakeEvicted();
   /// Whether `value` has a label of its own now.
   bool Holds(std::string_view value) const { return slots_.count(std::string(value)) != 0; }
@@ -109,11 +116,16 @@ class LabelFolder {
   // Which part of `all` `value` did, by whichever measure the part is larger.
   double ShareOfRecent(const std::string& value, const RecentActivity& all) const;
   void ForgetQuietValues();
+  // "other", counting `value` among the folded values.
+  const std::string& Folded(std::string_view value);
+  void Evict(const std::string& value, int rests);
 
   std::unordered_map<std::string, Clock::time_point> slots_;  // value -> last active
   std::size_t max_ranked_;
   std::unordered_map<std::string, RecentActivity> recent_;
   std::vector<std::string> evicted_;
+  // Evicted values -> the ReassignSlots() calls before they may take a slot.
+  std::unordered_map<std::string, int> resting_;
   std::unordered_set<std::uint64_t> folded_hashes_;
   std::size_t folded_count_ = 0;
 };
