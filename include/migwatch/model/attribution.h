@@ -82,11 +82,11 @@ struct NameChange {
 ///
 /// Each Fold() adds what grew since the last reading to the label of each
 /// process (per label dimension at most `label_cap` values, `vm_label_cap`
-/// for VMs, get their own label; see LabelFolder; Relabel() moves the
-/// process and requester labels to the busiest names). Growth that came before a
-/// name change goes to the old name and the rest to the new one, by the
-/// counts the change carries, however late the change is delivered. No
-/// system call except through the ProcessDirectory. Not thread-safe.
+/// for VMs, get their own label; see LabelFolder; Relabel() moves the process
+/// and requester labels to the busiest names). Growth that came before a name
+/// change goes to the old name and the rest to the new one, by the counts the
+/// change carries, however late the change is delivered. No system call
+/// except through the ProcessDirectory. Not thread-safe.
 class Attribution {
  public:
   Attribution(ProcessDirectory& directory, size_t label_cap, size_t vm_label_cap);

@@ -45,10 +45,11 @@ namespace migwatch {
 ///
 /// Memory: the slot values, plus one 64-bit hash per distinct folded value, up
 /// to kMaxRememberedFolds hashes; beyond that folded_values() keeps growing
-/// but may count a value again. The values evicted since the last
-/// ReassignSlots() and the one before. The recent activity of at most
-/// max(kMaxRankedValues, 2 * cap()) values: values first seen beyond that
-/// are not ranked until others went quiet, and the quietest are forgotten.
+/// but may count a value again. The values evicted since the ReassignSlots()
+/// before the last (without ReassignSlots(), every value ever evicted). The
+/// recent activity of at most max(kMaxRankedValues, 2 * cap()) values: values
+/// first seen beyond that are not ranked until others went quiet, and the
+/// quietest are forgotten.
 ///
 /// Not thread-safe: use one folder per thread or guard it with a lock.
 class LabelFolder {
@@ -105,8 +106,6 @@ class LabelFolder {
   std::size_t ranked_values() const { return recent_.size(); }
 
  private:
-  std::size_t cap_;
-  Clock::duration idle_after_;
   // Activity since the last ReassignSlots(), plus half of what it was then.
   struct RecentActivity {
     double migrations = 0;
@@ -120,6 +119,8 @@ class LabelFolder {
   const std::string& Folded(std::string_view value);
   void Evict(const std::string& value, int rests);
 
+  std::size_t cap_;
+  Clock::duration idle_after_;
   std::unordered_map<std::string, Clock::time_point> slots_;  // value -> last active
   std::size_t max_ranked_;
   std::unordered_map<std::string, RecentActivity> recent_;
