@@ -24,7 +24,9 @@ int main(int argc, char** argv) {
   app.add_option("--log.format", log_format, "Log format: logfmt or json")->capture_default_str();
   app.add_flag("--no-fentry", no_fentry, "Do not try fentry programs even where the kernel allows them");
   app.add_option("--labels.cap", common.label_cap,
-                 "Distinct values per process and requester label; the rest fold into \"other\"")
+                 "Distinct values per process and requester label; the rest fold into \"other\". The labels follow "
+                 "the busiest names: at each scrape, a name with at least twice the recent migrations or stopper "
+                 "time of the quietest holder takes its label (README, Metrics)")
       ->check(CLI::Range(size_t{1}, size_t{10000}));
   app.add_option("--labels.vm-cap", common.vm_label_cap, "Distinct values of the vm label; the rest fold into \"other\"")
       ->check(CLI::Range(size_t{1}, size_t{100000}));

@@ -96,13 +96,14 @@ void Attribution::AddNameChange(NameChange change) {
 void Attribution::Charge(const ProcessIdentity& id, const mw_process_stats& from, const mw_process_stats& to,
                          LabelFolder::Clock::time_point now) {
   ReasonCounts grew{};
-  bool moved = false;
+  uint64_t moved = 0;
   for (int r = 0; r < MW_REASON_COUNT; ++r) {
     grew[r] = Growth(to.migrations[r], from.migrations[r]);
-    moved |= grew[r] != 0;
+    moved += grew[r];
   }
   const uint64_t moved_ns = Growth(to.stopper_moved_ns, from.stopper_moved_ns);
   if (moved || moved_ns) {
+    process_labels_.Observe(id.name, {.migrations = moved, .stopper_ns = moved_ns});
     const std::string label = process_labels_.Label(id.name, now);
     auto& p = totals_.process_migrations[label];
     for (int r = 0; r < MW_REASON_COUNT; ++r) p[r] += grew[r];
@@ -118,6 +119,8 @@ void Attribution::Charge(const ProcessIdentity& id, const mw_process_stats& from
   const uint64_t requested_runs = Growth(to.stopper_requested_runs, from.stopper_requested_runs);
   const uint64_t changes = Growth(to.affinity_changes, from.affinity_changes);
   if (requested_ns || requested_runs || changes) {
+    // An affinity change forced a task off its CPU: a migration it asked for.
+    requester_labels_.Observe(id.name, {.migrations = changes, .stopper_ns = requested_ns});
     const std::string label = requester_labels_.Label(id.name, now);
     totals_.requester_stopper_ns[label] += requested_ns;
     totals_.requester_stopper_runs[label] += requested_runs;
@@ -176,14 +179,20 @@ void Attribution::Fold(const std::vector<ProcessEntry>& entries, const std::set<
     else
       ++it;
   }
-  DropEvicted();
   totals_.folded_processes = process_labels_.folded_values();
   totals_.folded_requesters = requester_labels_.folded_values();
   totals_.folded_vms = vm_labels_.folded_values();
 }
 
-void Attribution::DropEvicted() {
-  // An evicted value's series ends; if the value comes back it starts anew.
+void Attribution::Relabel(LabelFolder::Clock::time_point now) {
+  process_labels_.ReassignSlots(now);
+  requester_labels_.ReassignSlots(now);
+  // VM names are not ranked (nothing is observed): this only counts the
+  // export for the VMs that lost their label for being idle.
+  vm_labels_.ReassignSlots(now);
+  // The totals were just exported with the final value of each series that
+  // ends here, so none of its counts is lost; the folders keep these values
+  // under "other" until the next export has shown their series ended.
   for (const auto& name : process_labels_.TakeEvicted()) {
     totals_.process_migrations.erase(name);
     totals_.process_stopper_ns.erase(name);
@@ -216,15 +225,10 @@ void Attribution::FoldVcpus(const std::vector<VcpuReading>& readings, LabelFolde
     delay_read[thread] = reading.run_delay_ns;
   }
   vcpu_delay_read_ = std::move(delay_read);
-  DropEvicted();
   totals_.folded_vms = vm_labels_.folded_values();
 }
 
-std::string Attribution::VmLabel(const std::string& vm) {
-  std::string label = vm_labels_.Label(vm);
-  DropEvicted();
-  return label;
-}
+std::string Attribution::VmLabel(const std::string& vm) { return vm_labels_.Label(vm); }
 
 ProcessIdentity Attribution::IdentityOf(uint32_t tgid, const std::string& comm) {
   if (auto it = newest_by_tgid_.find(tgid); it != newest_by_tgid_.end())

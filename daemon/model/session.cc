@@ -156,6 +156,7 @@ Snapshot Session::TakeSnapshot() {
   FoldProcessesLocked(&s.counters, /*remove_gone=*/false);
   attribution_->FoldVcpus(qemu_->ReadVcpus());
   s.attribution = attribution_->totals();
+  attribution_->Relabel();
   s.qemu = qemu_->State();
   s.misses = probes_->Misses();
   return s;

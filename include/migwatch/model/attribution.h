@@ -91,10 +91,11 @@ struct NameChange {
 ///
 /// Each Fold() adds what grew since the last reading to the label of each
 /// process (per label dimension at most `label_cap` values, `vm_label_cap`
-/// for VMs, get their own label; see LabelFolder). Growth that came before a
-/// name change goes to the old name and the rest to the new one, by the
-/// counts the change carries, however late the change is delivered. No
-/// system call except through the ProcessDirectory. Not thread-safe.
+/// for VMs, get their own label; see LabelFolder; Relabel() moves the process
+/// and requester labels to the busiest names). Growth that came before a name
+/// change goes to the old name and the rest to the new one, by the counts the
+/// change carries, however late the change is delivered. No system call
+/// except through the ProcessDirectory. Not thread-safe.
 class Attribution {
  public:
   Attribution(ProcessDirectory& directory, size_t label_cap, size_t vm_label_cap);
@@ -115,6 +116,17 @@ class Attribution {
   void FoldVcpus(const std::vector<VcpuReading>& readings,
                  LabelFolder::Clock::time_point now = LabelFolder::Clock::now());
 
+  /// Gives the process and requester labels to the busiest names
+  /// (LabelFolder::ReassignSlots, by migrations and stopper time), and ends
+  /// the series of every value that lost its label since the last call: a
+  /// value that loses its label keeps its series, no longer growing, until
+  /// this call. Call it right after the totals are exported, so that every
+  /// series is exported with its final value before it ends, and "recent"
+  /// activity means that of the last few exports. Without it, labels change
+  /// hands only when idle (LabelFolder::Label), and a value that lost its
+  /// label keeps its series and gets no label again.
+  void Relabel(LabelFolder::Clock::time_point now = LabelFolder::Clock::now());
+
   const AttributionTotals& totals() const { return totals_; }
   /// The label a VM name gets under the VM label cap (shared by every
   /// per-VM metric so that they fold alike).
@@ -131,7 +143,6 @@ class Attribution {
   };
   void Charge(const ProcessIdentity& identity, const mw_process_stats& from, const mw_process_stats& to,
               LabelFolder::Clock::time_point now);
-  void DropEvicted();
 
   ProcessDirectory& directory_;
   LabelFolder process_labels_;
