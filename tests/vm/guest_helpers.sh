@@ -1,8 +1,8 @@
 # Shell functions the guest scripts share (matrix_guest.sh, scale_guest.sh),
 # sourced by busybox sh from the directory of the script. A script sets
 # $work (a scratch directory), $port and $url (the daemon's /metrics),
-# $full_mask (every CPU, for taskset) and $status (fail sets it to 1);
-# result lines name the run in $run. See matrix_guest.sh for the lines.
+# $full_cpus (every CPU as a list, for taskset -c) and $status (fail sets it
+# to 1); result lines name the run in $run. See matrix_guest.sh for the lines.
 
 fail() {
     echo "${0##*/}: $*" >&2
@@ -103,13 +103,13 @@ held_workload() {
 start_migwatch() {
     run=$1
     shift
-    taskset "$full_mask" migwatch "$@" --web.listen-address=127.0.0.1:$port --labels.cap=10000 \
+    taskset -c "$full_cpus" migwatch "$@" --web.listen-address=127.0.0.1:$port --labels.cap=10000 \
         >"$work/daemon-$run.log" 2>&1 &
     daemon=$!
     # check compares a storm of its own with the kernel, so it can run while
     # the daemon loads: under emulation every fentry attach waits seconds
     # for an RCU grace period, and so the waits of the two overlap.
-    taskset "$full_mask" migwatch "$@" check >"$work/check.out" 2>&1
+    taskset -c "$full_cpus" migwatch "$@" check >"$work/check.out" 2>&1
     check_status=$?
     sed "s/^/MWM $run check /" "$work/check.out"
     echo "MWM $run check-exit $check_status"

@@ -98,7 +98,9 @@ run_migwatch() {
 echo "MWM kernel release $(uname -r)"
 # Kernel messages would break result lines on the guest's console.
 [ "$on_host" = 1 ] || dmesg -n 1
-full_mask=$(taskset -p $$ | sed 's/.*: //')
+# As a list: busybox prints a mask of more than 64 possible CPUs with its
+# words in the wrong order, and so it would not read back.
+full_cpus=$(taskset -cp $$ | sed 's/.*: //')
 last_cpu=$(awk -F'[-,]' '{ print $NF }' /sys/devices/system/cpu/online)
 cpu_count=$((last_cpu + 1))
 all_cpus=$(seq -s, 0 $last_cpu)
