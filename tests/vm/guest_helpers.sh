@@ -1,8 +1,13 @@
 # Shell functions the guest scripts share (matrix_guest.sh, scale_guest.sh),
-# sourced by busybox sh from the directory of the script. A script sets
-# $work (a scratch directory), $port and $url (the daemon's /metrics),
-# $full_cpus (every CPU as a list, for taskset -c) and $status (fail sets it
-# to 1); result lines name the run in $run. See matrix_guest.sh for the lines.
+# sourced by busybox sh from the directory of the script. Sourcing makes
+# $work, a scratch directory removed on exit, and $status, which fail sets
+# to 1. A script sets $port and $url (the daemon's /metrics) and $full_cpus
+# (every CPU as a list, for taskset -c); result lines name the run in $run.
+# See matrix_guest.sh for the lines.
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+status=0
 
 fail() {
     echo "${0##*/}: $*" >&2

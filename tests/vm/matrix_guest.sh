@@ -26,9 +26,6 @@ on_host=${MWM_HOST:-0}
 running_flips=100
 queued_flips=2000
 rounds=500
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-status=0
 . "$(dirname "$0")/guest_helpers.sh"
 
 # spinners_and_hotplug: one spinner more than there are CPUs (the balancer
