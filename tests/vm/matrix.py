@@ -436,6 +436,8 @@ def main(argv: list) -> int:
     guests = [alias for alias in aliases if alias != HOST]
     if guests:
         vm_arguments = ["matrix", "--guest-script", str(script),
+                        # Sourced by the script from its own directory, / in the guest.
+                        "--file", f"{script.parent / 'guest_helpers.sh'}:/guest_helpers.sh",
                         "--file", f"{arguments.migwatch}:/usr/local/bin/migwatch",
                         "--file", f"{arguments.workload}:/usr/local/bin/mw_workload",
                         "--file", f"{arguments.probe_fentry}:/usr/local/bin/probe_fentry",

@@ -26,103 +26,7 @@ on_host=${MWM_HOST:-0}
 running_flips=100
 queued_flips=2000
 rounds=500
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-status=0
-
-fail() {
-    echo "matrix: $*" >&2
-    status=1
-}
-
-# wait_for_line FILE TEXT: until FILE has a line starting with TEXT.
-wait_for_line() {
-    waited=0
-    until grep -q "^$2" "$1" 2>/dev/null; do
-        if [ $waited -ge 1800 ]; then
-            fail "no '$2' in $1 after 180 s"
-            cat "$1" >&2
-            return 1
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-}
-
-# scrape SNAPSHOT REGEX: the metric lines matching REGEX, as one snapshot.
-scrape() {
-    if ! wget -qO "$work/metrics" "$url"; then
-        fail "cannot scrape $url"
-        return 1
-    fi
-    grep -E "$2" "$work/metrics" | sed "s/^/MWM $run metric $1 /"
-}
-
-# stop_process PID: SIGSTOP, then wait until every thread has stopped. A
-# stopped task is on no run queue, so nothing migrates it while it is read.
-stop_process() {
-    kill -STOP "$1"
-    waited=0
-    while cat /proc/"$1"/task/*/stat | awk '$3 != "T" { running = 1 } END { exit !running }'; do
-        if [ $waited -ge 300 ]; then
-            fail "process $1 does not stop"
-            return 1
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-}
-
-# compare WORKLOAD NAME PID AT_LEAST: the kernel's own count of the process's
-# migrations and migwatch's series for it, both taken while it is stopped.
-compare() {
-    stop_process "$3" || return 1
-    kernel=$(cat /proc/"$3"/task/*/sched | awk '/^se.nr_migrations/ { sum += $NF; n++ } END { printf "%d %d", sum, n }')
-    scrape "$1" "^migwatch_process_migrations_total\{process=\"$2\","
-    echo "MWM $run process $1 $2 $kernel $4"
-    kill -CONT "$3"
-}
-
-# named NAME: a path that runs mw_workload as process NAME (exec names a
-# process after the file it runs).
-named() {
-    ln -sf "$(command -v mw_workload)" "$work/$1"
-    echo "$work/$1"
-}
-
-# start_held NAME FD ARGS...: starts mw_workload --hold ARGS as process NAME,
-# its input a FIFO this shell holds open on FD (a workload ends when it
-# closes), its output in $work/NAME.out; sets $pid. It is ready when it
-# prints "waiting=go".
-start_held() {
-    name=$1 fd=$2
-    shift 2
-    rm -f "$work/$name.in" "$work/$name.out"
-    mkfifo "$work/$name.in"
-    "$(named "$name")" --hold "$@" <"$work/$name.in" >"$work/$name.out" 2>&1 &
-    pid=$!
-    eval "exec $fd>\"\$work/\$name.in\""
-}
-
-# finish_held NAME FD PID: lets a held workload end, and checks that it did its work.
-finish_held() {
-    eval "echo quit >&$2; exec $2>&-"
-    wait "$3" || fail "$1 exited with status $?: $(cat "$work/$1.out")"
-}
-
-# held_workload WORKLOAD NAME AT_LEAST ARGS...: runs mw_workload ARGS as
-# process NAME, and compares once it has done its work.
-held_workload() {
-    workload=$1 held_name=$2 at_least=$3
-    shift 3
-    start_held "$held_name" 3 "$@"
-    held_pid=$pid
-    if wait_for_line "$work/$held_name.out" waiting=go; then
-        echo go >&3
-        wait_for_line "$work/$held_name.out" waiting=quit && compare "$workload" "$held_name" $held_pid "$at_least"
-    fi
-    finish_held "$held_name" 3 $held_pid
-}
+. "$(dirname "$0")/guest_helpers.sh"
 
 # spinners_and_hotplug: one spinner more than there are CPUs (the balancer
 # moves them) and spinners pinned to the last CPU, which goes offline under
@@ -160,34 +64,14 @@ spinners_and_hotplug() {
 # run_migwatch RUN FLAGS...: the daemon with every workload, and migwatch
 # check, all with FLAGS.
 run_migwatch() {
-    run=$1
+    start_migwatch "$@" || return
     shift
-    taskset "$full_mask" migwatch "$@" --web.listen-address=127.0.0.1:$port --labels.cap=10000 \
-        >"$work/daemon-$run.log" 2>&1 &
-    daemon=$!
-    # check compares a storm of its own with the kernel, so it can run while
-    # the daemon loads: under emulation every fentry attach waits seconds
-    # for an RCU grace period, and so the waits of the two overlap.
-    taskset "$full_mask" migwatch "$@" check >"$work/check.out" 2>&1
-    check_status=$?
-    sed "s/^/MWM $run check /" "$work/check.out"
-    echo "MWM $run check-exit $check_status"
-    waited=0
-    until wget -qO /dev/null "$url" 2>/dev/null; do
-        if ! kill -0 $daemon 2>/dev/null || [ $waited -ge 1800 ]; then
-            fail "migwatch $* did not serve $url"
-            cat "$work/daemon-$run.log" >&2
-            kill $daemon 2>/dev/null
-            return
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-    done
     scrape probes '^migwatch_probe_attached\{'
     if [ "$run" = fentry ]; then
         # What the kernel itself allows, for every hook that did not get a
         # tracepoint: probe_fentry attaches a minimal fentry program to it.
-        # All at once, for the same reason as above.
+        # All at once: each attach waits for an RCU grace period (see
+        # start_migwatch), and so their waits overlap.
         probing=
         for probe in $(awk -F'"' '/^migwatch_probe_attached\{.*mode="(fentry|none)"/ { print $2 }' "$work/metrics"); do
             probe_fentry "$probe" >"$work/fentry-$probe.out" 2>&1 &
@@ -211,7 +95,9 @@ run_migwatch() {
 echo "MWM kernel release $(uname -r)"
 # Kernel messages would break result lines on the guest's console.
 [ "$on_host" = 1 ] || dmesg -n 1
-full_mask=$(taskset -p $$ | sed 's/.*: //')
+# As a list: busybox prints a mask of more than 64 possible CPUs with its
+# words in the wrong order, and so it would not read back.
+full_cpus=$(taskset -cp $$ | sed 's/.*: //')
 last_cpu=$(awk -F'[-,]' '{ print $NF }' /sys/devices/system/cpu/online)
 cpu_count=$((last_cpu + 1))
 all_cpus=$(seq -s, 0 $last_cpu)

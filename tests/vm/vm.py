@@ -576,7 +576,7 @@ SOFT_LOCKUP = "watchdog: BUG: soft lockup"
 
 
 def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout: int,
-         append: str, log_path: Path, echo) -> BootResult:
+         append: str, log_path: Path, echo, maxcpus: int | None = None) -> BootResult:
     """Boots the guest; boots it once more if its kernel panicked.
 
     QEMU 7.2's software emulation still crashes a guest kernel now and then
@@ -584,8 +584,11 @@ def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout:
     is enabled, on 6.12) or leaves a vCPU stuck (a soft lockup, on 6.1), each
     in about one boot in eight of the matrix. That says nothing of the guest
     script, so it gets one more boot; the failure is printed, its log kept,
-    and a second one fails as before."""
-    result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo)
+    and a second one fails as before.
+
+    maxcpus, when given, is the number of possible CPUs (smp of them online):
+    the kernel sizes per-CPU data, BPF's per-CPU maps included, by it."""
+    result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus)
     text = log_path.read_text(errors="replace")
     if result.status is None and (KERNEL_PANIC in text or SOFT_LOCKUP in text):
         # The retry writes the log its readers expect; the failed boot's stays.
@@ -593,12 +596,12 @@ def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout:
         log_path.rename(panicked_log)
         what = "panicked" if KERNEL_PANIC in text else "locked up"
         log(f"{kernel.alias}: the guest kernel {what} under emulation (log: {panicked_log}); booting it once more")
-        result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo)
+        result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus)
     return result
 
 
 def boot_once(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout: int,
-              append: str, log_path: Path, echo) -> BootResult:
+              append: str, log_path: Path, echo, maxcpus: int | None = None) -> BootResult:
     # Software emulation even where /dev/kvm exists: on the nested build
     # machines KVM opens but stops the guest with "emulation failure".
     # Without CMPXCHG16B: QEMU 7.2's emulation of it corrupted memory in about
@@ -606,7 +609,7 @@ def boot_once(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_tim
     # and double faults in early boot); with it hidden, 20 of 20 boots passed.
     command = [
         QEMU, "-accel", "tcg", "-cpu", "qemu64,-cx16",
-        "-m", str(memory_mib), "-smp", str(smp),
+        "-m", str(memory_mib), "-smp", f"{smp},maxcpus={maxcpus}" if maxcpus else str(smp),
         "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd),
         "-append", f"console=ttyS0 quiet panic=-1 {append}".strip(),
         "-nographic", "-no-reboot", "-nic", "none",
@@ -700,10 +703,11 @@ def command_run(arguments) -> int:
     with work_directory(arguments.work_dir) as (work_dir, keep):
         initrd = work_dir / "initrd.img"
         build_initramfs(arguments.guest_script, arguments.file, arguments.timeout, initrd)
-        log(f"{kernel.alias}: booting {kernel.package} {kernel.version} with {arguments.smp} CPUs")
+        possible = f" of {arguments.maxcpus} possible" if arguments.maxcpus else ""
+        log(f"{kernel.alias}: booting {kernel.package} {kernel.version} with {arguments.smp} CPUs{possible}")
         result = boot(kernel, initrd, arguments.smp, arguments.memory, arguments.timeout,
                       arguments.append, work_dir / f"{kernel.alias}.log",
-                      lambda line: print(line, flush=True))
+                      lambda line: print(line, flush=True), arguments.maxcpus)
         if result.status is None:
             keep()
             report_missing_status(kernel.alias, result)
@@ -736,7 +740,7 @@ def command_matrix(arguments) -> int:
             futures = [
                 pool.submit(boot, kernel, initrd, arguments.smp, arguments.memory, arguments.timeout,
                             arguments.append, work_dir / f"{kernel.alias}.log",
-                            prefixed_echo(kernel.alias))
+                            prefixed_echo(kernel.alias), arguments.maxcpus)
                 for kernel in kernels
             ]
             results = [future.result() for future in futures]
@@ -810,6 +814,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                                help="copy into the guest (default GUESTPATH /usr/local/bin/NAME); "
                                     "ELF files bring their shared libraries; repeatable")
         subparser.add_argument("--smp", type=positive_int, default=4, metavar="N", help="guest CPUs (default 4)")
+        subparser.add_argument("--maxcpus", type=positive_int, metavar="N",
+                               help="possible CPUs, --smp of them online (default: as many as "
+                                    "--smp; QEMU's pc machine allows at most 255)")
         subparser.add_argument("--memory", type=positive_int, default=1024, metavar="MIB",
                                help="guest memory in MiB (default 1024)")
         subparser.add_argument("--timeout", type=positive_int, default=300, metavar="SECONDS",
