@@ -150,9 +150,16 @@ static __always_inline int announce_numa(struct task_struct *a, struct task_stru
  * its moves (the source CPU no longer allowed) name it during the run. */
 static __always_inline void note_requester(struct mw_stopper_request *req, struct task_struct *cur, const bool btf)
 {
+	struct mw_process_key key;
+
 	req->work = task_in_execve(cur, btf) ? MW_WORK_EXEC : MW_WORK_NONE;
+	process_key_of(cur, &key, btf);
+	/* A storm's flipper asks again and again: its name and kind are read
+	 * when the requester changes (they name a new process entry only). */
+	if (key.tgid == req->requester.tgid && key.start_ns == req->requester.start_ns)
+		return;
+	req->requester = key;
 	req->requester_flags = task_flags(cur, btf);
-	process_key_of(cur, &req->requester, btf);
 	BPF_CORE_READ_INTO(&req->requester_comm, cur, group_leader, comm);
 }
 

@@ -65,16 +65,30 @@ CpuTopology ReadCpuTopology(const std::string& sysfs_root) {
   return topo;
 }
 
-std::vector<bool> ReadOnlineCpus(size_t possible, const std::string& sysfs_root) {
-  std::ifstream in(sysfs_root + "/devices/system/cpu/online");
+namespace {
+
+// <sysfs_root>/devices/system/cpu/<name> as a mask of `possible` CPUs; all
+// of them if it cannot be read.
+std::vector<bool> ReadCpuListFile(const std::string& name, size_t possible, const std::string& sysfs_root) {
+  std::ifstream in(sysfs_root + "/devices/system/cpu/" + name);
   std::string list;
   std::getline(in, list);
   const auto cpus = ParseCpuList(list);
   if (!in || !cpus) return std::vector<bool>(possible, true);
-  std::vector<bool> online(possible, false);
+  std::vector<bool> mask(possible, false);
   for (unsigned cpu : *cpus)
-    if (cpu < possible) online[cpu] = true;
-  return online;
+    if (cpu < possible) mask[cpu] = true;
+  return mask;
+}
+
+}  // namespace
+
+std::vector<bool> ReadOnlineCpus(size_t possible, const std::string& sysfs_root) {
+  return ReadCpuListFile("online", possible, sysfs_root);
+}
+
+std::vector<bool> ReadPresentCpus(size_t possible, const std::string& sysfs_root) {
+  return ReadCpuListFile("present", possible, sysfs_root);
 }
 
 std::string KernelRelease() {

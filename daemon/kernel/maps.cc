@@ -108,17 +108,23 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out) {
     ok = false;
   }
 
-  // Key = the CPU moved from or to; one copy per counting CPU.
-  std::vector<mw_cpu_moves> moves;
+  // Key = the CPU moved from or to; one copy per counting CPU. Only present
+  // CPUs are keys worth reading: a task only ever moves from or to a CPU
+  // that is there. Reading every possible one would cost possible² copies
+  // (65,025 on a host whose firmware reports 255).
+  const std::vector<bool> present = ReadPresentCpus(cpus);
+  std::vector<mw_cpu_moves> copies(cpus);
   out->cpu_moves.assign(cpus, mw_cpu_moves{});
-  if (LookupArray(probes.cpu_moves_fd(), cpus, cpus, &moves)) {
-    for (unsigned cpu = 0; cpu < cpus; ++cpu)
-      for (unsigned counter = 0; counter < cpus; ++counter) {
-        out->cpu_moves[cpu].in += moves[cpu * cpus + counter].in;
-        out->cpu_moves[cpu].out += moves[cpu * cpus + counter].out;
-      }
-  } else {
-    ok = false;
+  for (unsigned cpu = 0; cpu < cpus; ++cpu) {
+    if (!present[cpu]) continue;
+    if (bpf_map_lookup_elem(probes.cpu_moves_fd(), &cpu, copies.data()) != 0) {
+      ok = false;
+      continue;
+    }
+    for (const auto& c : copies) {
+      out->cpu_moves[cpu].in += c.in;
+      out->cpu_moves[cpu].out += c.out;
+    }
   }
 
   out->nr_nodes = probes.nr_nodes();

@@ -67,6 +67,14 @@ TEST_F(FakeSysfs, OnlineCpusFromTheirList) {
   EXPECT_EQ(ReadOnlineCpus(2, root_), (std::vector<bool>{true, true}));
 }
 
+TEST_F(FakeSysfs, PresentCpusFromTheirOwnList) {
+  fs::create_directories(root_ / "devices/system/cpu");
+  std::ofstream(root_ / "devices/system/cpu/online") << "0\n";
+  std::ofstream(root_ / "devices/system/cpu/present") << "0-2\n";
+  EXPECT_EQ(ReadPresentCpus(5, root_), (std::vector<bool>{true, true, true, false, false}));
+  EXPECT_EQ(ReadOnlineCpus(5, root_), (std::vector<bool>{true, false, false, false, false}));
+}
+
 TEST_F(FakeSysfs, UnreadableOnlineListCountsEveryCpuOnline) {
   EXPECT_EQ(ReadOnlineCpus(3, root_), (std::vector<bool>{true, true, true}));
 }

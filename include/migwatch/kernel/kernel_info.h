@@ -27,6 +27,11 @@ std::optional<std::vector<unsigned>> ParseCpuList(std::string_view list);
 /// <sysfs_root>/devices/system/cpu/online; all of them if it cannot be read.
 std::vector<bool> ReadOnlineCpus(size_t possible, const std::string& sysfs_root = "/sys");
 
+/// Which of `possible` CPUs are present (could come online), from
+/// <sysfs_root>/devices/system/cpu/present; all of them if it cannot be read.
+/// Firmware often reports many more possible CPUs than the machine has.
+std::vector<bool> ReadPresentCpus(size_t possible, const std::string& sysfs_root = "/sys");
+
 /// "6.18.44-..." from uname(2).
 std::string KernelRelease();
 
