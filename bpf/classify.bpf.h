@@ -118,21 +118,23 @@ static __always_inline void count_affinity_change(struct event *ev, struct task_
  * such a move, and the lookup is most of its cost. Not for moves whose
  * count must be in place before the run ends: those of an exiting thread
  * (exited_migrations), at an exec (the exec record carries the counts) and
- * off a dying CPU (the run may end untraced), and not while tracing (a
- * trace record names the process). False if the move must be counted now.
+ * off a dying CPU (the run may end untraced). Only in runs seen to begin
+ * (event_from_slot), whose end is charged: at the stopper's switch out, at
+ * its next switch in if that was not traced, or by the control CPU if this
+ * CPU died meanwhile (handle_cpuhp_enter). False if the move must be
+ * counted now.
  */
-static __always_inline bool defer_stopper_move(struct event *ev, struct task_struct *p, __u32 reason,
-					       bool exiting, const bool btf)
+static __always_inline bool defer_stopper_move(struct event *ev, struct task_struct *p,
+					       const struct mw_process_key *key, __u32 reason, bool exiting)
 {
 	struct mw_stopper_request *req;
 
-	if (ev->st->run_moves || exiting || reason == MW_REASON_EXEC || reason == MW_REASON_HOTPLUG ||
-	    ev->set->trace_on)
+	if (ev->st->run_moves || exiting || reason == MW_REASON_EXEC || reason == MW_REASON_HOTPLUG)
 		return false;
 	req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 	if (!req || req->deferred.task)
 		return false;
-	req->deferred.tgid = MW_READ(btf, p, tgid);
+	req->deferred.process = *key;
 	req->deferred.reason = reason;
 	req->deferred.counted = reason != MW_REASON_WAKEUP || count_wakeups;
 	req->deferred.task = (__u64)p;
@@ -166,11 +168,11 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 
 	/* The process entry, where needed: wakeups are the kernel's own
 	 * per-thread count (abi.h), read by the task iterator. */
-	if (stopper_run && defer_stopper_move(ev, p, reason, exiting, btf)) {
-		deferred = true;
-	} else if (reason != MW_REASON_WAKEUP || count_wakeups || exiting || stopper_run || ev->set->trace_on) {
+	if (reason != MW_REASON_WAKEUP || count_wakeups || exiting || stopper_run || ev->set->trace_on) {
 		process_key_of(p, &key, btf);
-		ps = process_of_task(p, &key, ev);
+		deferred = stopper_run && defer_stopper_move(ev, p, &key, reason, exiting);
+		if (!deferred)
+			ps = process_of_task(p, &key, ev);
 	}
 	if (ps && (reason != MW_REASON_WAKEUP || count_wakeups))
 		add(&ps->migrations[reason], 1);

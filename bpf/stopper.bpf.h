@@ -35,22 +35,22 @@ static __always_inline bool is_stopper_task(struct task_struct *t)
 /* ---- The first move of a run, counted at its end ------------------------------ */
 
 /* Adds a stopper run's pending move (classify.bpf.h, defer_stopper_move) to
- * its process's entry, created if new, and returns that entry; NULL if
- * nothing was pending. The moved task cannot have been freed, since this
- * CPU has not passed a quiescent state since the move, except after a
- * switch out that was never traced, where the probe reads may at worst
- * find another entry, never fault. */
-static __noinline struct mw_process_stats *settle_deferred_move(struct mw_stopper_request *req, struct event *ev)
+ * its process's entry (`known`, if the caller has it), created if new, and
+ * returns that entry; NULL if
+ * nothing was pending. The moved task is read only to name a new entry: it
+ * cannot have been freed, since this CPU has not passed a quiescent state
+ * since the move, except after a switch out that was never traced, where
+ * the probe read may at worst name a new entry wrongly, never fault. */
+static __noinline struct mw_process_stats *settle_deferred_move(struct mw_stopper_request *req,
+								struct mw_process_stats *known, struct event *ev)
 {
 	struct task_struct *moved = (struct task_struct *)req->deferred.task;
 	struct mw_process_stats *ps;
-	struct mw_process_key key;
 	__u64 reason;
 
 	if (!moved)
 		return NULL;
-	process_key_of(moved, &key, false);
-	ps = process_of_task(moved, &key, ev);
+	ps = known ? known : process_of_task(moved, &req->deferred.process, ev);
 	reason = bounded_index(req->deferred.reason, MW_REASON_COUNT, MW_REASON_OTHER);
 	if (ps && req->deferred.counted)
 		add(&ps->migrations[reason], 1);
@@ -100,7 +100,7 @@ static __always_inline void settle_dead_cpu(unsigned int cpu, int idx)
 		return;
 	req = bpf_map_lookup_elem(&stopper_requests, &cpu);
 	if (req && req->deferred.task && event_open(&ev))
-		settle_deferred_move(req, &ev);
+		settle_deferred_move(req, NULL, &ev);
 }
 
 static __always_inline int handle_cpuhp_enter(unsigned int cpu, int target, int idx)
@@ -300,30 +300,24 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 			add(&ps->affinity_changes, st->run_affinity_changes);
 	}
 	if (st->run_moves) {
+		/* A process that asked for its own threads' moves (an affinity
+		 * storm's flipper) is looked up once. */
+		struct mw_process_stats *moved = NULL;
+
+		if (ps && st->run_moved.tgid == requester->tgid && st->run_moved.start_ns == requester->start_ns)
+			moved = ps;
 		if (st->run_moved_deferred)
-			ps = req ? settle_deferred_move(req, &ev) : NULL;
-		else
-			ps = bpf_map_lookup_elem(&process_stats, &st->run_moved);
-		if (ps)
-			add(&ps->stopper_moved_ns, dur);
+			moved = req ? settle_deferred_move(req, moved, &ev) : moved;
+		else if (!moved)
+			moved = bpf_map_lookup_elem(&process_stats, &st->run_moved);
+		if (moved)
+			add(&moved->stopper_moved_ns, dur);
 	}
 	if (req) {
 		req->work = MW_WORK_NONE;
 		req->numa_tids[0] = 0;
 		req->numa_tids[1] = 0;
 	}
-}
-
-/* The end of a stopper run whose start was not seen (it was running when
- * the programs were attached): its time is unknown, its move is not. */
-static __noinline void settle_untimed_run(void)
-{
-	__u32 cpu = bpf_get_smp_processor_id();
-	struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &cpu);
-	struct event ev;
-
-	if (req && req->deferred.task && event_open(&ev))
-		settle_deferred_move(req, &ev);
 }
 
 /* Every context switch passes here. On the common path it reads three fields
@@ -353,8 +347,6 @@ static __always_inline int handle_switch(struct task_struct *prev, struct task_s
 	if (prev_stopper_prio && MW_READ(btf, prev, pid) == slot->shared.stopper_pid) {
 		if (st->stopper_runtime)
 			charge_stopper_run(slot, MW_READ(btf, prev, se.sum_exec_runtime) - st->stopper_runtime);
-		else
-			settle_untimed_run(); /* its start came before ours */
 		st->stopper_runtime = 0;
 	}
 	if (!next_stopper_prio)
@@ -368,8 +360,6 @@ static __always_inline int handle_switch(struct task_struct *prev, struct task_s
 	runtime = MW_READ(btf, next, se.sum_exec_runtime);
 	if (st->stopper_runtime)
 		charge_stopper_run(slot, runtime - st->stopper_runtime); /* its end was not traced */
-	else
-		settle_untimed_run();
 	/* Non-zero while it runs (event_from_slot): a stopper's very first run
 	 * starts at 0 ns, 1 ns off is nothing. */
 	st->stopper_runtime = runtime ? runtime : 1;

@@ -130,7 +130,7 @@ static __noinline __u64 pending_moves_of(const struct mw_process_key *key)
 			break;
 		req = bpf_map_lookup_elem(&stopper_requests, &index);
 		if (req && req->deferred.task && req->deferred.counted && req->deferred.reason != MW_REASON_WAKEUP &&
-		    req->deferred.tgid == key->tgid)
+		    req->deferred.process.tgid == key->tgid && req->deferred.process.start_ns == key->start_ns)
 			pending++;
 	}
 	return pending;

@@ -161,12 +161,12 @@ bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out) {
   }
 }
 
-bool ReadPendingMoves(const Probes& probes, std::map<uint32_t, uint64_t>* out) {
+bool ReadPendingMoves(const Probes& probes, std::map<mw_process_key, uint64_t>* out) {
   out->clear();
   std::vector<mw_stopper_request> requests;
   if (!LookupArray(probes.stopper_requests_fd(), probes.possible_cpus(), 1, &requests)) return false;
   for (const auto& r : requests)
-    if (r.deferred.task && r.deferred.counted && r.deferred.reason != MW_REASON_WAKEUP) ++(*out)[r.deferred.tgid];
+    if (r.deferred.task && r.deferred.counted && r.deferred.reason != MW_REASON_WAKEUP) ++(*out)[r.deferred.process];
   return true;
 }
 

@@ -109,7 +109,7 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
     for (const auto& t : threads) live[t.process] += t.nr_migrations;
   }
   // After the live threads, before the reasons (CountWakeups).
-  std::map<uint32_t, uint64_t> pending;
+  std::map<mw_process_key, uint64_t> pending;
   if (iterated && !ReadPendingMoves(*probes_, &pending)) spdlog::warn("the stopper map could not be read");
   if (counters && !ReadCounters(*probes_, counters)) spdlog::warn("some BPF counters could not be read");
   if (!ReadProcessEntries(*probes_, &entries)) spdlog::warn("the process map could not be read in full");
@@ -128,7 +128,7 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
       }
       ProcessEntry& e = entries[it->second];
       e.live_migrations = migrations;
-      auto p = pending.find(key.tgid);
+      auto p = pending.find(key);
       e.pending_others = p == pending.end() ? 0 : p->second;
       auto x = exited.find(key);
       auto b = baseline_.find(key);

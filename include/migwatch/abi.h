@@ -208,17 +208,15 @@ struct mw_process_stats {
 
 /* A move the programs have made but not yet added to its process's entry:
  * the first move of a stopper run is counted when the run ends, by the
- * lookup of that entry the run's charging makes anyway (one hash lookup,
- * and the read of the process's start time from its leader, less on the
- * storm's path). User space reads the ones pending, so that a wakeup count
- * derived while one is pending does not take it for a wakeup; by tgid: a
- * move is pending for microseconds, too short for its tgid to be reused. */
+ * lookup of that entry the run's charging makes anyway (one hash lookup
+ * less on the storm's path). User space reads the ones pending, so that a
+ * wakeup count derived while one is pending does not take it for a
+ * wakeup. */
 struct mw_deferred_move {
+	struct mw_process_key process;
 	__u64 task;	/* the moved task; 0: nothing pending */
-	__u32 tgid;	/* its process */
 	__u32 reason;	/* enum mw_reason */
 	__u32 counted;	/* 1 if the reason is counted per process (not a wakeup) */
-	__u32 pad;
 };
 
 /* Per CPU: who woke its stopper thread, and the run's pending move. Only

@@ -87,8 +87,8 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out);
 bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out);
 
 /// The stopper runs' moves not yet added to their process's entry, of other
-/// reasons than wakeup: per tgid, how many (CountWakeups).
-bool ReadPendingMoves(const Probes& probes, std::map<uint32_t, uint64_t>* out);
+/// reasons than wakeup: per process, how many (CountWakeups).
+bool ReadPendingMoves(const Probes& probes, std::map<mw_process_key, uint64_t>* out);
 
 /// One entry; false if it is not in the map.
 bool ReadProcessEntry(const Probes& probes, const mw_process_key& key, mw_process_stats* out);
