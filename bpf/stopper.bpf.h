@@ -55,6 +55,7 @@ static __noinline struct mw_process_stats *settle_deferred_move(struct mw_stoppe
 	if (ps && req->deferred.counted)
 		add(&ps->migrations[reason], 1);
 	req->deferred.task = 0;
+	req->deferred.changes++;
 	return ps;
 }
 

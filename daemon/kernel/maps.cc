@@ -161,12 +161,15 @@ bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out) {
   }
 }
 
-bool ReadPendingMoves(const Probes& probes, std::map<mw_process_key, uint64_t>* out) {
-  out->clear();
+bool ReadPendingMoves(const Probes& probes, PendingMoves* out) {
+  *out = PendingMoves{};
   std::vector<mw_stopper_request> requests;
   if (!LookupArray(probes.stopper_requests_fd(), probes.possible_cpus(), 1, &requests)) return false;
-  for (const auto& r : requests)
-    if (r.deferred.task && r.deferred.counted && r.deferred.reason != MW_REASON_WAKEUP) ++(*out)[r.deferred.process];
+  for (const auto& r : requests) {
+    out->changes.push_back(r.deferred.changes);
+    if (r.deferred.task && r.deferred.counted && r.deferred.reason != MW_REASON_WAKEUP)
+      ++out->others[r.deferred.process];
+  }
   return true;
 }
 

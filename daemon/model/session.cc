@@ -7,6 +7,13 @@
 #include <map>
 
 namespace migwatch {
+namespace {
+
+// Readings of the process map between two identical readings of the pending
+// moves before giving up on an exact one (ReadProcessesLocked).
+constexpr int kPendingMoveAttempts = 10;
+
+}  // namespace
 
 std::unique_ptr<Session> Session::Open(const SessionOptions& options, std::string* error) {
   std::unique_ptr<Session> s(new Session());
@@ -108,11 +115,24 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
     if (!probes_->ReadThreadRecords(&threads)) spdlog::warn("the task iterator could not be read in full");
     for (const auto& t : threads) live[t.process] += t.nr_migrations;
   }
-  // After the live threads, before the reasons (CountWakeups).
-  std::map<mw_process_key, uint64_t> pending;
-  if (iterated && !ReadPendingMoves(*probes_, &pending)) spdlog::warn("the stopper map could not be read");
   if (counters && !ReadCounters(*probes_, counters)) spdlog::warn("some BPF counters could not be read");
-  if (!ReadProcessEntries(*probes_, &entries)) spdlog::warn("the process map could not be read in full");
+  // The pending moves after the live threads, and as of the reading of the
+  // reasons: read on both sides of it, and again while a stopper run
+  // deferred or settled a move in between (a seqlock's reading; a run
+  // settles its move microseconds after making it).
+  PendingMoves pending, pending_after;
+  for (int attempt = 0;; ++attempt) {
+    if (iterated && !ReadPendingMoves(*probes_, &pending)) spdlog::warn("the stopper map could not be read");
+    if (!ReadProcessEntries(*probes_, &entries)) spdlog::warn("the process map could not be read in full");
+    if (!iterated || (ReadPendingMoves(*probes_, &pending_after) && pending_after.changes == pending.changes))
+      break;
+    if (attempt == kPendingMoveAttempts) {
+      // Still moving: the wakeups derived below may fall short, until
+      // the next reading.
+      spdlog::debug("pending moves kept changing while the process map was read");
+      break;
+    }
+  }
   if (iterated) {
     // A process whose threads only ever moved at wakeups has no entry.
     for (const auto& e : entries) live.try_emplace(e.key, 0);
@@ -128,8 +148,8 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
       }
       ProcessEntry& e = entries[it->second];
       e.live_migrations = migrations;
-      auto p = pending.find(key);
-      e.pending_others = p == pending.end() ? 0 : p->second;
+      auto p = pending.others.find(key);
+      e.pending_others = p == pending.others.end() ? 0 : p->second;
       auto x = exited.find(key);
       auto b = baseline_.find(key);
       CountWakeups(&e, x == exited.end() ? 0 : x->second, b == baseline_.end() ? ProcessBaseline{} : b->second);

@@ -217,6 +217,9 @@ struct mw_deferred_move {
 	__u64 task;	/* the moved task; 0: nothing pending */
 	__u32 reason;	/* enum mw_reason */
 	__u32 counted;	/* 1 if the reason is counted per process (not a wakeup) */
+	/* +1 at every deferral and settling: user space reads the pending
+	 * moves before and after the process map, and again if this moved. */
+	__u64 changes;
 };
 
 /* Per CPU: who woke its stopper thread, and the run's pending move. Only

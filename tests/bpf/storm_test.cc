@@ -43,10 +43,27 @@ TEST(AffinityStorm, CountsAndStopperTimeEqualTheKernels) {
   ASSERT_TRUE(workload::PinThread(0, b));
   std::this_thread::sleep_for(50ms);
 
-  auto sched_a0 = testing::SchedstatRuntimeNs(*stopper_a), sched_b0 = testing::SchedstatRuntimeNs(*stopper_b);
+  // A snapshot and the stoppers' schedstat runtime as of one moment: read on
+  // both sides of the snapshot, and again if a stopper ran in between (the
+  // watchdog's work runs on every CPU every few seconds).
+  const auto snapshot_with_schedstat = [&](Snapshot* s, std::optional<uint64_t>* sched_a,
+                                           std::optional<uint64_t>* sched_b) {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      *sched_a = testing::SchedstatRuntimeNs(*stopper_a);
+      *sched_b = testing::SchedstatRuntimeNs(*stopper_b);
+      *s = session->TakeSnapshot();
+      if (*sched_a && *sched_b && **sched_a == testing::SchedstatRuntimeNs(*stopper_a) &&
+          **sched_b == testing::SchedstatRuntimeNs(*stopper_b))
+        return;
+    }
+    FAIL() << "a stopper ran during each of 20 snapshots";
+  };
   auto kernel0 = testing::LiveThreadMigrations(getpid());
   const ProcessEntry process0 = session->ReadProcess(getpid()).value_or(ProcessEntry{});
-  const Snapshot s0 = session->TakeSnapshot();
+  Snapshot s0;
+  std::optional<uint64_t> sched_a0, sched_b0;
+  snapshot_with_schedstat(&s0, &sched_a0, &sched_b0);
+  if (HasFatalFailure()) return;
 
   auto start = std::chrono::steady_clock::now();
   const uint64_t flips =
@@ -56,11 +73,13 @@ TEST(AffinityStorm, CountsAndStopperTimeEqualTheKernels) {
   // Both threads now stay pinned to one CPU each: nothing moves them.
   std::this_thread::sleep_for(50ms);
 
-  const Snapshot s1 = session->TakeSnapshot();
+  Snapshot s1;
+  std::optional<uint64_t> sched_a1, sched_b1;
+  snapshot_with_schedstat(&s1, &sched_a1, &sched_b1);
+  if (HasFatalFailure()) return;
   const auto process1 = session->ReadProcess(getpid());
   ASSERT_TRUE(process1) << "migwatch has no counts of this process";
   auto kernel1 = testing::LiveThreadMigrations(getpid());
-  auto sched_a1 = testing::SchedstatRuntimeNs(*stopper_a), sched_b1 = testing::SchedstatRuntimeNs(*stopper_b);
   ASSERT_TRUE(kernel0 && kernel1 && sched_a0 && sched_a1 && sched_b0 && sched_b1);
 
   const uint64_t kernel_delta = *kernel1 - *kernel0;
@@ -96,7 +115,7 @@ TEST(AffinityStorm, CountsAndStopperTimeEqualTheKernels) {
   EXPECT_EQ(in_delta, host_delta);
   EXPECT_EQ(out_delta, host_delta);
   // The scheduler's own accounting of the stopper (what schedstat and top
-  // show): equal, as long as neither stopper runs while it is read.
+  // show): equal.
   EXPECT_GT(stopper_a_ns, 0u);
   EXPECT_GT(stopper_b_ns, 0u);
   EXPECT_EQ(stopper_a_ns, *sched_a1 - *sched_a0);

@@ -67,11 +67,10 @@ struct ProcessBaseline {
 /// process's wakeups since the baseline are its total (live threads, plus
 /// exited ones as of `exited_migrations`) minus its other reasons, both
 /// since the baseline. Reading the exited totals first, the live threads
-/// next, the pending moves (ReadPendingMoves) then and the reasons last, the
-/// result can fall short of the truth while threads move or exit, never
-/// exceed it: a move pending at its reading and counted by the last one is
-/// taken twice for another reason, one counted by neither was not pending
-/// yet, hence not in the live threads' totals.
+/// next, then the reasons with the moves pending as of the same moment
+/// (ReadPendingMoves on both sides of the process map), the result can fall
+/// short of the truth while threads move or exit, never exceed it, and is
+/// exact once they stop.
 void CountWakeups(ProcessEntry* entry, uint64_t exited_migrations, const ProcessBaseline& baseline);
 
 uint64_t TotalMigrations(const mw_process_stats& stats);
@@ -86,9 +85,14 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out);
 /// could not be read; `out` then holds what was read.
 bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out);
 
-/// The stopper runs' moves not yet added to their process's entry, of other
-/// reasons than wakeup: per process, how many (CountWakeups).
-bool ReadPendingMoves(const Probes& probes, std::map<mw_process_key, uint64_t>* out);
+/// The stopper runs' moves not yet added to their process's entry.
+struct PendingMoves {
+  std::map<mw_process_key, uint64_t> others;  ///< per process, of other reasons than wakeup
+  std::vector<uint64_t> changes;               ///< per CPU: deferrals and settlings so far
+};
+/// Read before and after the process map: where `changes` is the same, the
+/// two readings saw the same pending moves (CountWakeups).
+bool ReadPendingMoves(const Probes& probes, PendingMoves* out);
 
 /// One entry; false if it is not in the map.
 bool ReadProcessEntry(const Probes& probes, const mw_process_key& key, mw_process_stats* out);
