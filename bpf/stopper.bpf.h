@@ -36,11 +36,11 @@ static __always_inline bool is_stopper_task(struct task_struct *t)
 
 /* Adds a stopper run's pending move (classify.bpf.h, defer_stopper_move) to
  * its process's entry (`known`, if the caller has it), created if new, and
- * returns that entry; NULL if
- * nothing was pending. The moved task is read only to name a new entry: it
- * cannot have been freed, since this CPU has not passed a quiescent state
- * since the move, except after a switch out that was never traced, where
- * the probe read may at worst name a new entry wrongly, never fault. */
+ * returns that entry; NULL if nothing was pending. The moved task is read
+ * only to name a new entry: it cannot have been freed, since this CPU has
+ * not passed a quiescent state since the move, except after a switch out
+ * that was never traced, where the probe read may at worst name a new
+ * entry wrongly, never fault. */
 static __noinline struct mw_process_stats *settle_deferred_move(struct mw_stopper_request *req,
 								struct mw_process_stats *known, struct event *ev)
 {
@@ -108,11 +108,10 @@ static __always_inline int handle_cpuhp_enter(unsigned int cpu, int target, int 
 {
 	__u64 *teardown = bpf_map_lookup_elem(&cpu_teardown, &cpu);
 
-	if (target < idx)
-		settle_dead_cpu(cpu, idx);
-
 	if (target < idx) {
 		__u64 now = bpf_ktime_get_ns();
+
+		settle_dead_cpu(cpu, idx);
 
 		if (teardown)
 			*teardown = now;
@@ -345,9 +344,8 @@ static __always_inline int handle_switch(struct task_struct *prev, struct task_s
 	if (!slot)
 		return 0;
 	st = &slot->state;
-	if (prev_stopper_prio && MW_READ(btf, prev, pid) == slot->shared.stopper_pid) {
-		if (st->stopper_runtime)
-			charge_stopper_run(slot, MW_READ(btf, prev, se.sum_exec_runtime) - st->stopper_runtime);
+	if (prev_stopper_prio && st->stopper_runtime && MW_READ(btf, prev, pid) == slot->shared.stopper_pid) {
+		charge_stopper_run(slot, MW_READ(btf, prev, se.sum_exec_runtime) - st->stopper_runtime);
 		st->stopper_runtime = 0;
 	}
 	if (!next_stopper_prio)

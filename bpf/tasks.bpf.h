@@ -129,7 +129,7 @@ static __noinline __u64 pending_moves_of(const struct mw_process_key *key)
 		if (cpu >= possible_cpus)
 			break;
 		req = bpf_map_lookup_elem(&stopper_requests, &index);
-		if (req && req->deferred.task && req->deferred.counted && req->deferred.reason != MW_REASON_WAKEUP &&
+		if (req && req->deferred.task && req->deferred.counted &&
 		    req->deferred.process.tgid == key->tgid && req->deferred.process.start_ns == key->start_ns)
 			pending++;
 	}

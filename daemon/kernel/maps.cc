@@ -167,8 +167,8 @@ bool ReadPendingMoves(const Probes& probes, PendingMoves* out) {
   if (!LookupArray(probes.stopper_requests_fd(), probes.possible_cpus(), 1, &requests)) return false;
   for (const auto& r : requests) {
     out->changes.push_back(r.deferred.changes);
-    if (r.deferred.task && r.deferred.counted && r.deferred.reason != MW_REASON_WAKEUP)
-      ++out->others[r.deferred.process];
+    // `counted` leaves out wakeups, which are derived (abi.h).
+    if (r.deferred.task && r.deferred.counted) ++out->others[r.deferred.process];
   }
   return true;
 }

@@ -248,22 +248,21 @@ std::map<unsigned, uint32_t> StopperThreads() {
 }
 
 // Writes the stopper pids the programs compare with on every context switch
-// (abi.h: the first __u32 of both values), so that they never need to
+// (abi.h: mw_cpu and mw_stopper_request), so that they never need to
 // recognise a stopper by its name.
 bool SeedStopperPids(migwatch_bpf* skel, unsigned cpus, std::string* error) {
   const auto stoppers = StopperThreads();
   const size_t slot_size = (bpf_map__value_size(skel->maps.cpus) + 7) / 8 * 8;
   std::vector<char> slots(slot_size * cpus, 0);
-  const size_t request_size = bpf_map__value_size(skel->maps.stopper_requests);
-  std::vector<char> request(request_size, 0);
   for (const auto& [cpu, pid] : stoppers) {
     if (cpu >= cpus) continue;
     mw_cpu shared{};
     shared.stopper_pid = pid;
     std::memcpy(slots.data() + cpu * slot_size, &shared, sizeof(shared));
-    std::memcpy(request.data(), &pid, sizeof(pid));
+    mw_stopper_request request{};
+    request.stopper_pid = pid;
     const uint32_t key = cpu;
-    if (bpf_map_update_elem(bpf_map__fd(skel->maps.stopper_requests), &key, request.data(), BPF_ANY)) {
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.stopper_requests), &key, &request, BPF_ANY)) {
       *error = std::string("cannot seed the stopper map: ") + std::strerror(errno);
       return false;
     }
