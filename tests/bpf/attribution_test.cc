@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "migwatch/model/labels.h"
+#include "migwatch/kernel/maps.h"
 #include "migwatch/kernel/proc/sched.h"
 #include "migwatch/model/session.h"
 #include "migwatch/workload/workload.h"
@@ -94,6 +95,11 @@ class TraceCollector {
     std::lock_guard lock(mutex_);
     return by_tid_[tid];
   }
+  // Who the trace named as the requester of each of tid's affinity moves.
+  std::map<std::string, uint64_t> AffinityRequesters(pid_t tid) {
+    std::lock_guard lock(mutex_);
+    return affinity_requesters_[tid];
+  }
 
  private:
   static int Deliver(void* ctx, void* data, size_t size) {
@@ -102,6 +108,7 @@ class TraceCollector {
     if (size < sizeof(*e) || e->kind != MW_TRACE_MIGRATION || e->reason >= MW_REASON_COUNT) return 0;
     std::lock_guard lock(self->mutex_);
     self->by_tid_[e->pid][e->reason]++;
+    if (e->reason == MW_REASON_AFFINITY) self->affinity_requesters_[e->pid][CommOf(e->requester_comm)]++;
     return 0;
   }
   uint64_t Drops() { return session_.TakeSnapshot().counters.host.drops[MW_DROP_TRACE_RINGBUF]; }
@@ -112,6 +119,7 @@ class TraceCollector {
   std::thread thread_;
   std::mutex mutex_;
   std::map<pid_t, ReasonCounts> by_tid_;
+  std::map<pid_t, std::map<std::string, uint64_t>> affinity_requesters_;
   uint64_t drops_before_ = 0;
 };
 
@@ -175,6 +183,9 @@ TEST(Attribution, AffinityFlipsAreLabelledAffinityAndChargedToTheFlipper) {
   w.Send("go");
   ASSERT_EQ(w.ValueOf("flips"), std::to_string(flips));
   ASSERT_TRUE(w.ValueOf("waiting"));
+  // The storm is over once the stoppers' last runs are: each run's
+  // affinity changes are added to the flipper's entry at the run's end.
+  ASSERT_TRUE(testing::WaitForStoppersToSleep(workload::AllowedCpus(), 2s)) << "a stopper kept running";
   EXPECT_EQ(trace.Stop(), 0u) << "trace records were dropped";
   auto host1 = HostReasons(*session);
   auto kernel1 = ReadNrMigrations(w.pid(), tid);
@@ -194,6 +205,8 @@ TEST(Attribution, AffinityFlipsAreLabelledAffinityAndChargedToTheFlipper) {
   for (int r = 0; r < MW_REASON_COUNT; ++r)
     if (moved[r]) std::printf(" %s %lu", std::string(ReasonName(r)).c_str(), moved[r]);
   std::printf("\n");
+  for (const auto& [requester, n] : trace.AffinityRequesters(tid))
+    std::printf("  affinity moves the trace gives to %s: %lu\n", requester.c_str(), n);
   EXPECT_EQ(changes, moved[MW_REASON_AFFINITY]);
   EXPECT_GE(changes, flips * 99 / 100);
   const uint64_t stopper_ns =

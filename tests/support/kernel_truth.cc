@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "migwatch/kernel/proc/sched.h"
 #include "migwatch/kernel/proc/schedstat.h"
@@ -34,6 +35,35 @@ std::optional<pid_t> StopperPid(int cpu) {
     if (stat && stat->IsKernelThread() && stat->comm == want) return stat->pid;
   }
   return std::nullopt;
+}
+
+bool WaitForStoppersToSleep(const std::vector<int>& cpus, std::chrono::milliseconds timeout) {
+  std::vector<pid_t> stoppers;
+  for (int cpu : cpus) {
+    auto pid = StopperPid(cpu);
+    if (!pid) return false;
+    stoppers.push_back(*pid);
+  }
+  // A run ends with a voluntary switch: asleep with the same count of them
+  // on both sides of a pause, the stopper did not run in between.
+  const auto asleep = [&](std::vector<std::string>* switches) {
+    switches->clear();
+    for (pid_t pid : stoppers) {
+      auto stat = ReadProcessStat(pid);
+      auto n = ReadStatusField(pid, "voluntary_ctxt_switches");
+      if (!stat || stat->state != 'S' || !n) return false;
+      switches->push_back(*n);
+    }
+    return true;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::string> before, after;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const bool was_asleep = asleep(&before);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (was_asleep && asleep(&after) && before == after) return true;
+  }
+  return false;
 }
 
 std::optional<uint64_t> SchedstatRuntimeNs(pid_t pid) {

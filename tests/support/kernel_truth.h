@@ -4,8 +4,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace migwatch::testing {
 
@@ -18,6 +20,13 @@ std::optional<uint64_t> LiveThreadMigrations(pid_t pid);
 
 /// pid of the migration/<cpu> stopper thread, from /proc.
 std::optional<pid_t> StopperPid(int cpu);
+
+/// Waits until the stopper threads of `cpus` have ended their runs: each
+/// asleep, and not switched in again over a few ms. Counts that a run
+/// settles at its end (a stopper's affinity changes, its first move) are
+/// then in place, even if the host held that CPU's vCPU back in the middle
+/// of the run. False after `timeout`.
+bool WaitForStoppersToSleep(const std::vector<int>& cpus, std::chrono::milliseconds timeout);
 
 /// Runtime in ns of a task from /proc/<pid>/schedstat.
 std::optional<uint64_t> SchedstatRuntimeNs(pid_t pid);
