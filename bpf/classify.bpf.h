@@ -74,7 +74,8 @@ static __always_inline __u32 classify_migration(struct event *ev, struct task_st
 /* An affinity change forced p off its CPU: charged to whoever asked, the
  * task that woke this CPU's stopper for it (when the run is charged) or,
  * outside the stopper, the task running the change (affine_move_task()
- * moving a queued task: task context, classify_migration() rule 7). A task
+ * moving a queued task: task context, classify_migration() rule 7), or
+ * the kernel for a move from interrupt context. A task
  * that takes its own CPU away sleeps while the stopper retargets it and
  * moves when the stopper wakes it: that wakeup is the change too. `moved` is p's process entry, if it has been looked up:
  * a process that moves its own threads is charged there. */
@@ -98,15 +99,23 @@ static __always_inline void count_affinity_change(struct event *ev, struct task_
 		ev->st->run_affinity_changes++;
 		return;
 	}
-	if (current_task_is_btf())
-		process_key_of(bpf_get_current_task_btf(), &key, true);
-	else
-		process_key_of(current_task(), &key, false);
-	if (moved && key.tgid == moved_key->tgid && key.start_ns == moved_key->start_ns)
-		ps = moved;
-	else
-		ps = current_task_is_btf() ? process_of_task(bpf_get_current_task_btf(), &key, ev)
-					   : process_of_task(current_task(), &key, ev);
+	/* An interrupt that moved p did so for the kernel, not for the task it
+	 * interrupted. */
+	if (in_interrupt(event_context(ev))) {
+		struct mw_process_stats init = {.flags = MW_TASK_KTHREAD};
+
+		ps = process_entry(&key, &init, ev); /* key: MW_KERNEL_TGID */
+	} else {
+		if (current_task_is_btf())
+			process_key_of(bpf_get_current_task_btf(), &key, true);
+		else
+			process_key_of(current_task(), &key, false);
+		if (moved && key.tgid == moved_key->tgid && key.start_ns == moved_key->start_ns)
+			ps = moved;
+		else
+			ps = current_task_is_btf() ? process_of_task(bpf_get_current_task_btf(), &key, ev)
+						   : process_of_task(current_task(), &key, ev);
+	}
 	if (ps)
 		add(&ps->affinity_changes, 1);
 }

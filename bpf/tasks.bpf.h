@@ -90,7 +90,13 @@ static __always_inline void emit_migration(struct event *ev, struct task_struct 
 	e->reason = reason;
 	e->pad = 0;
 	BPF_CORE_READ_INTO(&e->comm, p, comm);
-	if (ev->in_stopper) {
+	/* An interrupt moves for the kernel, whatever task it interrupted,
+	 * even a stopper in the middle of its run. */
+	if (in_interrupt(ctx)) {
+		e->requester_pid = MW_KERNEL_TGID;
+		e->requester_tgid = MW_KERNEL_TGID;
+		__builtin_memset(e->requester_comm, 0, MW_COMM_LEN);
+	} else if (ev->in_stopper) {
 		struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 
 		e->requester_pid = req ? req->requester_pid : MW_KERNEL_TGID;
@@ -99,10 +105,6 @@ static __always_inline void emit_migration(struct event *ev, struct task_struct 
 			__builtin_memcpy(e->requester_comm, req->requester_comm, MW_COMM_LEN);
 		else
 			__builtin_memset(e->requester_comm, 0, MW_COMM_LEN);
-	} else if (in_interrupt(ctx)) {
-		e->requester_pid = MW_KERNEL_TGID;
-		e->requester_tgid = MW_KERNEL_TGID;
-		__builtin_memset(e->requester_comm, 0, MW_COMM_LEN);
 	} else {
 		struct task_struct *cur = current_task();
 

@@ -5,7 +5,9 @@
 // one record, and a test fails if any record was dropped).
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +97,16 @@ class TraceCollector {
     std::lock_guard lock(mutex_);
     return by_tid_[tid];
   }
+  // Of tid's wakeup moves: how many the trace says were made in interrupt
+  // context, and how many it gives to the kernel.
+  struct WakeupMovers {
+    uint64_t in_interrupt = 0;
+    uint64_t by_kernel = 0;
+  };
+  WakeupMovers WakeupMoversOf(pid_t tid) {
+    std::lock_guard lock(mutex_);
+    return wakeup_movers_[tid];
+  }
   // Who the trace named as the requester of each of tid's affinity moves.
   std::map<std::string, uint64_t> AffinityRequesters(pid_t tid) {
     std::lock_guard lock(mutex_);
@@ -109,6 +121,11 @@ class TraceCollector {
     std::lock_guard lock(self->mutex_);
     self->by_tid_[e->pid][e->reason]++;
     if (e->reason == MW_REASON_AFFINITY) self->affinity_requesters_[e->pid][CommOf(e->requester_comm)]++;
+    if (e->reason == MW_REASON_WAKEUP) {
+      WakeupMovers& w = self->wakeup_movers_[e->pid];
+      w.in_interrupt += (e->flags & MW_MIGRATION_IN_INTERRUPT) != 0;
+      w.by_kernel += e->requester_pid == MW_KERNEL_TGID && e->requester_tgid == MW_KERNEL_TGID && !e->requester_comm[0];
+    }
     return 0;
   }
   uint64_t Drops() { return session_.TakeSnapshot().counters.host.drops[MW_DROP_TRACE_RINGBUF]; }
@@ -120,6 +137,7 @@ class TraceCollector {
   std::mutex mutex_;
   std::map<pid_t, ReasonCounts> by_tid_;
   std::map<pid_t, std::map<std::string, uint64_t>> affinity_requesters_;
+  std::map<pid_t, WakeupMovers> wakeup_movers_;
   uint64_t drops_before_ = 0;
 };
 
@@ -261,6 +279,42 @@ TEST(Attribution, WakeupsThatMustChangeCpuAreLabelledWakeup) {
   EXPECT_EQ(moved[MW_REASON_WAKEUP] + moved[MW_REASON_AFFINITY], Total(moved));
   EXPECT_GE(moved[MW_REASON_WAKEUP] * 100, Total(moved) * 95);
   ExpectExplained("pingpong", Minus(host1, host0));
+}
+
+// A thread that only ever sleeps in nanosleep() is woken by its timer's
+// interrupt and nothing else. Its CPU taken away while it sleeps (its mask
+// alternates between two CPUs), that wakeup moves it: in interrupt context,
+// for the kernel, whatever task the interrupt found running.
+TEST(Attribution, WakeupsFromATimerInterruptAreTheKernels) {
+  MIGWATCH_REQUIRE_BPF();
+  auto cpus = workload::AllowedCpus();
+  ASSERT_GE(cpus.size(), 2u);
+  std::atomic<bool> stop{false};
+  std::atomic<pid_t> sleeper_tid{0};
+  std::thread sleeper([&] {
+    sleeper_tid = static_cast<pid_t>(syscall(SYS_gettid));
+    const timespec pause{0, 200 * 1000};
+    while (!stop) nanosleep(&pause, nullptr);
+  });
+  while (!sleeper_tid) std::this_thread::sleep_for(1ms);
+  const pid_t tid = sleeper_tid;
+  auto session = OpenSession(20, tid);
+  ASSERT_TRUE(session);
+  TraceCollector trace(*session);
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(workload::PinThread(tid, cpus[i % 2]));
+    std::this_thread::sleep_for(2ms);
+  }
+  stop = true;
+  sleeper.join();
+  EXPECT_EQ(trace.Stop(), 0u) << "trace records were dropped";
+  const auto moved = trace.Of(tid);
+  const auto movers = trace.WakeupMoversOf(tid);
+  std::printf("sleeper: %lu moves, %lu at wakeups, %lu of them in interrupt context, %lu given to the kernel\n",
+              Total(moved), moved[MW_REASON_WAKEUP], movers.in_interrupt, movers.by_kernel);
+  ASSERT_GT(moved[MW_REASON_WAKEUP], 0u) << "the sleeper never moved at a wakeup: nothing to check";
+  EXPECT_EQ(movers.in_interrupt, moved[MW_REASON_WAKEUP]);
+  EXPECT_EQ(movers.by_kernel, moved[MW_REASON_WAKEUP]);
 }
 
 TEST(Attribution, MoreSpinnersThanCpusAreMovedByTheBalancer) {
