@@ -28,6 +28,7 @@ SCOPE = 'job=~"$job", instance=~"$instance"'
 VM_SCOPE = SCOPE + ', vm=~"$vm"'
 RATE = "$__rate_interval"
 REQUIRED = 'required="true"'
+OPTIONAL = 'required="false"'
 GRID_WIDTH = 24
 
 
@@ -601,6 +602,20 @@ def health():
                     )
                 ],
                 steps=[("green", None), ("red", 1)],
+            ),
+            stat(
+                "Optional probes not attached",
+                "Optional probes attached in no mode: the counts stay exact, the attribution they sharpen "
+                "falls back (the Probes table and the daemon's log say which and why).",
+                "short",
+                [
+                    target(
+                        "sum by (instance) (1 - max by (instance, probe) "
+                        f"({sel('migwatch_probe_attached', extra=OPTIONAL)}))",
+                        "{{instance}}",
+                    )
+                ],
+                steps=[("green", None), ("yellow", 1)],
             ),
             stat(
                 "Daemon uptime",

@@ -246,6 +246,19 @@ def rules(s):
                 "kernels before 5.8 need CAP_SYS_ADMIN (see the comments in migwatch.service)."
             ),
         },
+        {
+            "alert": "MigwatchOptionalProbeNotAttached",
+            "expr": 'max by (job, instance, probe) (migwatch_probe_attached{required="false"}) == 0',
+            "for": s["probe_for"],
+            "severity": "info",
+            "summary": "migwatch on {{ $labels.instance }} runs without its optional {{ $labels.probe }} probe",
+            "description": (
+                "The optional probe {{ $labels.probe }} is not attached in any mode on {{ $labels.instance }}: "
+                "the counts stay exact, but the attribution it sharpens falls back (for fentry probes, "
+                "the stopper's work is named from its waker instead). The daemon's log says why; "
+                "a kernel that refuses fentry programs is the usual reason."
+            ),
+        },
     ]
     return [("migwatch.recording", recording), ("migwatch.alerts", alerts)]
 
