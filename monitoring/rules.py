@@ -23,6 +23,10 @@ import textwrap
 from pathlib import Path
 
 DEFAULT_THRESHOLDS = Path(__file__).resolve().parent / "thresholds.json"
+# The recorded series a fleet keeps centrally (federation's match[], remote
+# write's keep rule): per host, by reason or by stopper work at most, so a
+# host sends a bounded number of series whatever its CPUs, processes and VMs.
+FLEET_SERIES = "instance(_reason|_work)?:migwatch_.+"
 # Prometheus duration syntax, e.g. 90s, 1h30m.
 DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 
@@ -260,7 +264,34 @@ def rules(s):
             ),
         },
     ]
-    return [("migwatch.recording", recording), ("migwatch.alerts", alerts)]
+    # Per-host series for a fleet (FLEET_SERIES): the per-CPU, per-process
+    # and per-VM detail stays on the host's own Prometheus.
+    fleet = [
+        {
+            "record": f"instance:migwatch_migrations:rate{w}",
+            "expr": f"sum by (job, instance) ({reason_rate})",
+        },
+        {
+            # In CPUs: the whole host's migration/N time.
+            "record": f"instance:migwatch_stopper_cpu_seconds:rate{w}",
+            "expr": f"sum by (job, instance) ({cpu_rate})",
+        },
+        {
+            # The busiest stopper's share of its CPU: what the stopper alert
+            # compares, without the cpu label.
+            "record": f"instance:migwatch_stopper_cpu_seconds:max_rate{w}",
+            "expr": f"max by (job, instance) ({cpu_rate})",
+        },
+        {
+            "record": f"instance_work:migwatch_stopper_work_seconds:rate{w}",
+            "expr": f"sum by (job, instance, work) (rate(migwatch_stopper_work_seconds_total[{w}]))",
+        },
+        {
+            "record": f"instance:migwatch_affinity_changes:rate{w}",
+            "expr": f"sum by (job, instance) ({requester_rate})",
+        },
+    ]
+    return [("migwatch.recording", recording), ("migwatch.fleet", fleet), ("migwatch.alerts", alerts)]
 
 
 def quoted(text):

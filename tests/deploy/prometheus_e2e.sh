@@ -17,8 +17,10 @@
 #     CPUs every second, and an affinity storm (the field case: tasks forced
 #     through the migration/N stoppers by sched_setaffinity);
 #  5. asserts that the EXPECTED_ALERTS reach firing while no alert of another
-#     name fires, that the target is up, and that every dashboard query, with
-#     the variables set to this job, instance and VM, returns data.
+#     name fires, that the target is up, that /federate with the fleet's
+#     match[] sends per-host series only (check_fleet_federation.py), and
+#     that every dashboard query, with the variables set to this job,
+#     instance and VM, returns data.
 # Needs root (the daemon loads BPF programs), prometheus, curl, htpasswd and
 # python3. Exits 77 (skipped) when not root and MIGWATCH_ALLOW_SKIP=1.
 set -euo pipefail
@@ -306,6 +308,8 @@ stop storm
 running daemon || fail "migwatch exited during the storm"
 until_up "after the storm"
 
+python3 "$src/tests/deploy/check_fleet_federation.py" --prometheus "$prometheus" --instance "$instance" \
+	--monitoring "$src/monitoring"
 python3 "$src/tests/deploy/check_dashboard_queries.py" --prometheus "$prometheus" --job migwatch \
 	--instance "$instance" --vm "$VM_NAME" --since "$storm_start" "$src"/dashboards/*.json
 echo "OK: prometheus end-to-end"
