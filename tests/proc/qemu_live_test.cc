@@ -3,8 +3,14 @@
 // waited for a CPU, checked against what the test reads itself. No root, no
 // BPF: the tracker and the fold read /proc as the daemon does.
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,12 +19,14 @@
 #include "migwatch/kernel/proc/stat.h"
 #include "migwatch/model/attribution.h"
 #include "migwatch/model/qemu_tracker.h"
+#include "migwatch/workload/workload.h"
 #include "support/names.h"
 #include "support/process.h"
 
 namespace migwatch {
 namespace {
 
+using testing::Process;
 using testing::Subprocess;
 using testing::UniqueName;
 
@@ -99,6 +107,83 @@ TEST(QemuLive, VcpuThreadsOfEitherAcceleratorAreCountedWithTheirRunDelay) {
   attribution.FoldVcpus(tracker.ReadVcpus());
   EXPECT_EQ(totals.vm_vcpus.at(vm), 0u);
   EXPECT_EQ(totals.vm_vcpu_delay_ns.at(vm), folded);
+}
+
+// The tids of pid's threads named `CPU n/TCG` (n < count), once all exist.
+std::optional<std::vector<pid_t>> TcgVcpuThreads(pid_t pid, size_t count) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    std::vector<pid_t> found(count, 0);
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+      const pid_t tid = std::stoi(task.path().filename());
+      for (size_t n = 0; n < count; ++n)
+        if (ReadTaskComm(pid, tid) == "CPU " + std::to_string(n) + "/TCG") found[n] = tid;
+    }
+    if (std::find(found.begin(), found.end(), 0) == found.end()) return found;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return std::nullopt;
+}
+
+// A real QEMU under software emulation, its firmware one instruction that
+// jumps to itself: vCPU 0 spins, vCPU 1 waits for a start-up IPI that never
+// comes. QEMU and a spinner share one CPU, so vCPU 0 waits while the spinner
+// runs: the delay folded for the VM is the kernel's, read on both sides.
+TEST(QemuLive, ARealQemuVmsTcgVcpusAreCountedWithTheirRunDelay) {
+  const char* qemu = "/usr/bin/qemu-system-x86_64";
+  if (access(qemu, X_OK) != 0) {
+    const char* allow = std::getenv("MIGWATCH_ALLOW_SKIP");
+    if (allow && std::string(allow) == "1") GTEST_SKIP() << qemu << " is not installed";
+    FAIL() << qemu << " is not installed (qemu-system-x86; MIGWATCH_ALLOW_SKIP=1 skips explicitly)";
+  }
+  // The reset vector is the last 16 bytes of a 64 KiB firmware: "jmp $".
+  const auto firmware = std::filesystem::temp_directory_path() / (UniqueName("mwt-firmware-") + ".bin");
+  {
+    std::string image(64 * 1024, '\0');
+    image[0xfff0] = static_cast<char>(0xeb);
+    image[0xfff1] = static_cast<char>(0xfe);
+    std::ofstream(firmware, std::ios::binary) << image;
+  }
+  const std::string vm = UniqueName("mwt-qemu-");
+  const int cpu = workload::AllowedCpus().front();
+  workload::SpinningThread spinner;
+  ASSERT_TRUE(workload::PinThread(spinner.tid(), cpu));
+  cpu_set_t ours;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(ours), &ours), 0);
+  ASSERT_TRUE(workload::PinThread(0, cpu));
+  Process::Options options;
+  options.start_on_this_cpu = true;
+  Process qemu_vm({qemu, "-name", "guest=" + vm + ",debug-threads=on", "-accel", "tcg,thread=multi", "-smp", "2",
+                   "-m", "32", "-bios", firmware.string(), "-display", "none", "-nodefaults", "-no-user-config",
+                   "-monitor", "none", "-serial", "none"},
+                  options);
+  sched_setaffinity(0, sizeof(ours), &ours);
+  const auto vcpus = TcgVcpuThreads(qemu_vm.pid(), 2);
+  std::filesystem::remove(firmware);
+  ASSERT_TRUE(vcpus) << "no threads CPU 0/TCG and CPU 1/TCG in QEMU; it printed: " << qemu_vm.Output();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+
+  ProcDirectory directory;
+  Attribution attribution(directory, 20, 256);
+  QemuTracker tracker([&attribution](uint32_t tgid) {
+    const ProcessIdentity id = attribution.IdentityOf(tgid, "");
+    return id.vm.empty() ? std::string() : attribution.VmLabel(id.vm);
+  });
+  tracker.Scan();
+  const auto before = RunDelaySum(qemu_vm.pid(), *vcpus);
+  attribution.FoldVcpus(tracker.ReadVcpus());
+  const auto after = RunDelaySum(qemu_vm.pid(), *vcpus);
+  ASSERT_TRUE(before && after);
+  const AttributionTotals& totals = attribution.totals();
+  ASSERT_TRUE(totals.vm_vcpus.count(vm) && totals.vm_vcpu_delay_ns.count(vm)) << "QEMU's VM " << vm << " not found";
+  EXPECT_EQ(totals.vm_vcpus.at(vm), vcpus->size());
+  const uint64_t folded = totals.vm_vcpu_delay_ns.at(vm);
+  std::printf("vCPU run delay of QEMU VM %s: kernel %.3f-%.3f ms, folded %.3f ms\n", vm.c_str(), *before / 1e6,
+              *after / 1e6, folded / 1e6);
+  EXPECT_GT(*before, 0u) << "vCPU 0 shares its CPU with a spinner: it must wait";
+  EXPECT_GE(folded, *before);
+  EXPECT_LE(folded, *after);
+  EXPECT_NEAR(static_cast<double>(folded), static_cast<double>(*after), 0.01 * static_cast<double>(*after));
 }
 
 }  // namespace
