@@ -46,6 +46,46 @@ std::optional<uint64_t> RunDelaySum(pid_t pid, const std::vector<pid_t>& tids) {
   return sum;
 }
 
+// The daemon's view of the VMs: the tracker and the fold, reading /proc.
+struct VmView {
+  ProcDirectory directory;
+  Attribution attribution{directory, 20, 256};
+  QemuTracker tracker{[this](uint32_t tgid) {
+    const ProcessIdentity id = attribution.IdentityOf(tgid, "");
+    return id.vm.empty() ? std::string() : attribution.VmLabel(id.vm);
+  }};
+  VmView() { tracker.Scan(); }
+  void Fold() { attribution.FoldVcpus(tracker.ReadVcpus()); }
+};
+
+// Folds the vCPUs' delay once, between two readings of it by the test: the
+// VM's delay lies between them, within 1% of the second, and all its vCPUs
+// are counted. Returns the folded delay.
+uint64_t ExpectFoldedDelayIsTheKernels(VmView& view, pid_t pid, const std::vector<pid_t>& vcpus,
+                                       const std::string& vm) {
+  const auto before = RunDelaySum(pid, vcpus);
+  view.Fold();
+  const auto after = RunDelaySum(pid, vcpus);
+  const AttributionTotals& totals = view.attribution.totals();
+  if (!before || !after) {
+    ADD_FAILURE() << "the vCPU threads' schedstat cannot be read";
+    return 0;
+  }
+  if (!totals.vm_vcpus.count(vm) || !totals.vm_vcpu_delay_ns.count(vm)) {
+    ADD_FAILURE() << "VM " << vm << " not found";
+    return 0;
+  }
+  EXPECT_EQ(totals.vm_vcpus.at(vm), vcpus.size());
+  const uint64_t folded = totals.vm_vcpu_delay_ns.at(vm);
+  std::printf("vCPU run delay of %s: kernel %.3f-%.3f ms, folded %.3f ms\n", vm.c_str(), *before / 1e6, *after / 1e6,
+              folded / 1e6);
+  EXPECT_GT(*before, 0u) << "a vCPU that shares its CPU with a spinner must wait";
+  EXPECT_GE(folded, *before);
+  EXPECT_LE(folded, *after);
+  EXPECT_NEAR(static_cast<double>(folded), static_cast<double>(*after), 0.01 * static_cast<double>(*after));
+  return folded;
+}
+
 TEST(QemuLive, VmsWithoutANameAreToldApartByUuidElsePid) {
   const std::string uuid = "5b2c8a3e-1d4f-4e6a-9b7c-0a1b2c3d4e5f";
   Subprocess by_uuid(MW_WORKLOAD_PATH, {"qemu-system-x86_64", "-uuid", uuid, "-m", "512"});
@@ -78,35 +118,16 @@ TEST(QemuLive, VcpuThreadsOfEitherAcceleratorAreCountedWithTheirRunDelay) {
   ASSERT_TRUE(fake.ValueOf("shared_cpu"));
   std::this_thread::sleep_for(std::chrono::seconds(1));
 
-  ProcDirectory directory;
-  Attribution attribution(directory, 20, 256);
-  QemuTracker tracker([&attribution](uint32_t tgid) {
-    const ProcessIdentity id = attribution.IdentityOf(tgid, "");
-    return id.vm.empty() ? std::string() : attribution.VmLabel(id.vm);
-  });
-  tracker.Scan();
-
-  const auto before = RunDelaySum(fake.pid(), vcpus);
-  attribution.FoldVcpus(tracker.ReadVcpus());
-  const auto after = RunDelaySum(fake.pid(), vcpus);
-  ASSERT_TRUE(before && after);
-  const AttributionTotals& totals = attribution.totals();
-  ASSERT_TRUE(totals.vm_vcpus.count(vm) && totals.vm_vcpu_delay_ns.count(vm));
-  EXPECT_EQ(totals.vm_vcpus.at(vm), vcpus.size());
-  const uint64_t folded = totals.vm_vcpu_delay_ns.at(vm);
-  std::printf("vCPU run delay of %s: kernel %.3f-%.3f ms, folded %.3f ms\n", vm.c_str(), *before / 1e6, *after / 1e6,
-              folded / 1e6);
-  EXPECT_GT(*before, 0u) << "two spinners on one CPU must wait for each other";
-  EXPECT_GE(folded, *before);
-  EXPECT_LE(folded, *after);
-  EXPECT_NEAR(static_cast<double>(folded), static_cast<double>(*after), 0.01 * static_cast<double>(*after));
+  VmView view;
+  const uint64_t folded = ExpectFoldedDelayIsTheKernels(view, fake.pid(), vcpus, vm);
+  if (HasFatalFailure()) return;
 
   // The VM stops: no vCPU is left, and the delay it had stays counted.
   fake.Send("quit");
   EXPECT_EQ(fake.Wait(), 0);
-  attribution.FoldVcpus(tracker.ReadVcpus());
-  EXPECT_EQ(totals.vm_vcpus.at(vm), 0u);
-  EXPECT_EQ(totals.vm_vcpu_delay_ns.at(vm), folded);
+  view.Fold();
+  EXPECT_EQ(view.attribution.totals().vm_vcpus.at(vm), 0u);
+  EXPECT_EQ(view.attribution.totals().vm_vcpu_delay_ns.at(vm), folded);
 }
 
 // The tids of pid's threads named `CPU n/TCG` (n < count), once all exist.
@@ -163,27 +184,8 @@ TEST(QemuLive, ARealQemuVmsTcgVcpusAreCountedWithTheirRunDelay) {
   ASSERT_TRUE(vcpus) << "no threads CPU 0/TCG and CPU 1/TCG in QEMU; it printed: " << qemu_vm.Output();
   std::this_thread::sleep_for(std::chrono::seconds(1));
 
-  ProcDirectory directory;
-  Attribution attribution(directory, 20, 256);
-  QemuTracker tracker([&attribution](uint32_t tgid) {
-    const ProcessIdentity id = attribution.IdentityOf(tgid, "");
-    return id.vm.empty() ? std::string() : attribution.VmLabel(id.vm);
-  });
-  tracker.Scan();
-  const auto before = RunDelaySum(qemu_vm.pid(), *vcpus);
-  attribution.FoldVcpus(tracker.ReadVcpus());
-  const auto after = RunDelaySum(qemu_vm.pid(), *vcpus);
-  ASSERT_TRUE(before && after);
-  const AttributionTotals& totals = attribution.totals();
-  ASSERT_TRUE(totals.vm_vcpus.count(vm) && totals.vm_vcpu_delay_ns.count(vm)) << "QEMU's VM " << vm << " not found";
-  EXPECT_EQ(totals.vm_vcpus.at(vm), vcpus->size());
-  const uint64_t folded = totals.vm_vcpu_delay_ns.at(vm);
-  std::printf("vCPU run delay of QEMU VM %s: kernel %.3f-%.3f ms, folded %.3f ms\n", vm.c_str(), *before / 1e6,
-              *after / 1e6, folded / 1e6);
-  EXPECT_GT(*before, 0u) << "vCPU 0 shares its CPU with a spinner: it must wait";
-  EXPECT_GE(folded, *before);
-  EXPECT_LE(folded, *after);
-  EXPECT_NEAR(static_cast<double>(folded), static_cast<double>(*after), 0.01 * static_cast<double>(*after));
+  VmView view;
+  ExpectFoldedDelayIsTheKernels(view, qemu_vm.pid(), *vcpus, vm);
 }
 
 }  // namespace
