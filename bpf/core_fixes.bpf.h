@@ -159,4 +159,12 @@ static __always_inline enum mw_context cpu_context(__s64 distance, __u64 *addr)
  *   where __balance_push_cpu_stop, its 5.11 replacement, is absent).
  */
 
+/* CONFIG_SCHED_INFO: sched_info exists only with it (Debian sets it). */
+static __always_inline __u64 task_run_delay(struct task_struct *t)
+{
+	if (!bpf_core_field_exists(t->sched_info))
+		return 0;
+	return BPF_CORE_READ(t, sched_info.run_delay);
+}
+
 #endif /* MIGWATCH_CORE_FIXES_BPF_H */

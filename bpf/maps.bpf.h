@@ -91,8 +91,9 @@ struct thread_key {
 
 MW_MAP(exiting_threads, HASH, 8192, struct thread_key, struct mw_process_key);
 
-/* tids whose exit user space wants to hear about (QEMU migration threads). */
-MW_MAP(watched_tids, HASH, 1024, __u32, __u8);
+/* tids whose exit user space wants to hear about (QEMU migration and vCPU
+ * threads: their last runtime, moves and run delay). */
+MW_MAP(watched_tids, HASH, 4096, __u32, __u8);
 
 /* ---- State of the programs ------------------------------------------------ */
 

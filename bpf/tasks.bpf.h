@@ -163,6 +163,7 @@ static __always_inline void send_task_event(struct task_struct *t, __u32 kind, c
 	e->start_ns = key.start_ns;
 	e->runtime_ns = MW_READ(btf, t, se.sum_exec_runtime);
 	e->nr_migrations = MW_READ(btf, t, se.nr_migrations);
+	e->run_delay_ns = task_run_delay(t);
 	if (comm)
 		bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), comm);
 	else

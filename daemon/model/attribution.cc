@@ -212,18 +212,27 @@ void Attribution::Relabel(LabelFolder::Clock::time_point now) {
 
 void Attribution::FoldVcpus(const std::vector<VcpuReading>& readings, LabelFolder::Clock::time_point now) {
   for (auto& [vm, vcpus] : totals_.vm_vcpus) vcpus = 0;
-  std::map<std::pair<uint32_t, uint32_t>, uint64_t> delay_read;
+  std::map<std::pair<uint32_t, uint32_t>, VcpuDelayRead> delay_read;
+  std::set<std::pair<uint32_t, uint32_t>> exited;
   for (const auto& reading : readings) {
     const std::string vm = vm_labels_.Label(reading.vm, now);
-    ++totals_.vm_vcpus[vm];
+    if (!reading.exited) ++totals_.vm_vcpus[vm];
     const auto thread = std::make_pair(reading.tgid, reading.tid);
     const auto last = vcpu_delay_read_.find(thread);
     // A thread's run delay never falls: a lower reading is another thread
     // that took the tid, counted from its start.
-    const uint64_t before = last != vcpu_delay_read_.end() && last->second <= reading.run_delay_ns ? last->second : 0;
+    const uint64_t before =
+        last != vcpu_delay_read_.end() && last->second.delay_ns <= reading.run_delay_ns ? last->second.delay_ns : 0;
     totals_.vm_vcpu_delay_ns[vm] += reading.run_delay_ns - before;
-    delay_read[thread] = reading.run_delay_ns;
+    if (reading.exited)
+      exited.insert(thread);
+    else
+      delay_read[thread] = VcpuDelayRead{reading.run_delay_ns, 0};
   }
+  // A thread gone from the readings may still have its exit record to come.
+  for (const auto& [thread, read] : vcpu_delay_read_)
+    if (!delay_read.count(thread) && !exited.count(thread) && read.readings_missed < QemuTracker::kExitWaitReadings + 1)
+      delay_read[thread] = VcpuDelayRead{read.delay_ns, read.readings_missed + 1};
   vcpu_delay_read_ = std::move(delay_read);
   totals_.folded_vms = vm_labels_.folded_values();
 }

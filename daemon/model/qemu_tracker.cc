@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "migwatch/kernel/proc/cmdline.h"
 #include "migwatch/kernel/proc/sched.h"
@@ -38,10 +39,13 @@ size_t QemuTracker::ThreadsOf(const SideKey& side) const {
 void QemuTracker::Add(uint32_t tid, uint32_t tgid, const std::string& comm) {
   QemuThread thread = ClassifyQemuThread(comm);
   if (thread.kind != QemuThreadKind::kVcpu) {
-    vcpus_.erase(tid);
+    if (vcpus_.erase(tid)) watch_changes_.unwatch.push_back(tid);
   } else if (auto it = vcpus_.find(tid); it == vcpus_.end() || it->second.tgid != tgid) {
     const std::string vm = vm_of_(tgid);
-    if (!vm.empty()) vcpus_[tid] = Vcpu{tgid, vm};
+    if (!vm.empty()) {
+      vcpus_[tid] = Vcpu{tgid, vm};
+      watch_changes_.watch.push_back(tid);
+    }
   }
   if (thread.kind != QemuThreadKind::kMigration) {
     // A migration thread renamed to something else has ended its job.
@@ -98,8 +102,17 @@ void QemuTracker::Scan() {
 
 void QemuTracker::OnRename(uint32_t tid, uint32_t tgid, const std::string& comm) { Add(tid, tgid, comm); }
 
-void QemuTracker::OnExit(uint32_t tid, uint64_t runtime_ns, uint64_t nr_migrations) {
+void QemuTracker::OnExit(uint32_t tid, uint64_t runtime_ns, uint64_t nr_migrations, uint64_t run_delay_ns) {
   Retire(tid, runtime_ns, nr_migrations);
+  std::optional<Vcpu> vcpu;
+  if (auto it = vcpus_.find(tid); it != vcpus_.end()) {
+    vcpu = it->second;
+    vcpus_.erase(it);
+  } else if (auto ended = ended_vcpus_.find(tid); ended != ended_vcpus_.end()) {
+    vcpu = ended->second.vcpu;
+    ended_vcpus_.erase(ended);
+  }
+  if (vcpu) exited_vcpus_.push_back(VcpuReading{vcpu->vm, vcpu->tgid, tid, run_delay_ns, /*exited=*/true});
 }
 
 QemuState QemuTracker::State() const {
@@ -127,11 +140,14 @@ QemuState QemuTracker::State() const {
 }
 
 std::vector<VcpuReading> QemuTracker::ReadVcpus() {
-  std::vector<VcpuReading> readings;
-  readings.reserve(vcpus_.size());
+  std::vector<VcpuReading> readings = std::exchange(exited_vcpus_, {});
+  readings.reserve(readings.size() + vcpus_.size());
+  for (auto it = ended_vcpus_.begin(); it != ended_vcpus_.end();)
+    it = ++it->second.readings_waited > kExitWaitReadings ? ended_vcpus_.erase(it) : std::next(it);
   for (auto it = vcpus_.begin(); it != vcpus_.end();) {
     const auto schedstat = ReadTaskSchedStat(static_cast<pid_t>(it->second.tgid), static_cast<pid_t>(it->first));
     if (!schedstat) {
+      ended_vcpus_[it->first] = EndedVcpu{it->second};
       it = vcpus_.erase(it);
       continue;
     }

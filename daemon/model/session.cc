@@ -68,7 +68,7 @@ void Session::OnTaskEvent(const mw_task_event& event) {
   if (event.kind == MW_TASK_RENAME)
     qemu_->OnRename(event.pid, event.tgid, comm);
   else if (event.kind == MW_TASK_EXIT)
-    qemu_->OnExit(event.pid, event.runtime_ns, event.nr_migrations);
+    qemu_->OnExit(event.pid, event.runtime_ns, event.nr_migrations, event.run_delay_ns);
 }
 
 void Session::ApplyWatchChangesLocked() {

@@ -297,6 +297,10 @@ struct mw_task_event {
 	__u64 start_ns;	  /* of the thread-group leader, as in mw_process_key */
 	__u64 runtime_ns;     /* se.sum_exec_runtime of the thread */
 	__u64 nr_migrations;  /* se.nr_migrations of the thread */
+	/* sched_info.run_delay of the thread: its time runnable but waiting
+	 * for a CPU (the schedstat a vCPU's delay is read from; 0 on kernels
+	 * without CONFIG_SCHED_INFO). */
+	__u64 run_delay_ns;
 	char comm[MW_COMM_LEN];
 	struct mw_process_stats counts;
 };

@@ -423,6 +423,44 @@ TEST(Attribution, FakeVmIsNamedCountedExactlyAndItsLiveMigrationTracked) {
   EXPECT_EQ(fake.Wait(), 0);
 }
 
+// A VM's vCPU threads wait for each other on one CPU, then exit between two
+// readings of /proc: the delay they had meanwhile comes with their exit
+// records, so the VM's total is their final run delay, not the last read.
+TEST(Attribution, VcpuDelayCountsToTheThreadsExit) {
+  MIGWATCH_REQUIRE_BPF();
+  const std::string vm = UniqueName("mwt-vm-");
+  Subprocess fake(MW_WORKLOAD_PATH, {"qemu-system-x86_64", "-name", "guest=" + vm + ",debug-threads=on"});
+  ASSERT_TRUE(fake.ValueOf("vcpu0_tid") && fake.ValueOf("vcpu1_tid"));
+  auto session = OpenSession(20, fake.pid());
+  ASSERT_TRUE(session);
+  EventPump events(*session);
+  session->Sweep();  // hands the vCPU threads to the kernel's watch list
+  fake.Send("share");
+  ASSERT_TRUE(fake.ValueOf("shared_cpu"));
+  std::this_thread::sleep_for(300ms);
+  const uint64_t read_before = ValueOr0(session->TakeSnapshot().attribution.vm_vcpu_delay_ns, vm);
+  std::this_thread::sleep_for(700ms);
+  fake.Send("end_vcpus");
+  auto final_text = fake.ValueOf("vcpu_delay_ns");
+  ASSERT_TRUE(final_text);
+  const uint64_t final_delay = std::stoull(*final_text);
+  uint64_t counted = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto snapshot = session->TakeSnapshot();
+    counted = ValueOr0(snapshot.attribution.vm_vcpu_delay_ns, vm);
+    if (ValueOr0(snapshot.attribution.vm_vcpus, vm) == 0 && counted >= final_delay) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  std::printf("VM %s: vCPU delay read %.3f ms before the exit, %.3f ms counted after, threads' own %.3f ms\n",
+              vm.c_str(), read_before / 1e6, counted / 1e6, final_delay / 1e6);
+  EXPECT_GT(final_delay, read_before + 100 * 1000 * 1000ull) << "the vCPUs must have waited on after the reading";
+  EXPECT_EQ(ValueOr0(session->TakeSnapshot().attribution.vm_vcpus, vm), 0u);
+  EXPECT_GE(counted, final_delay);
+  EXPECT_NEAR(static_cast<double>(counted), static_cast<double>(final_delay), 0.01 * static_cast<double>(final_delay));
+  fake.Send("quit");
+  EXPECT_EQ(fake.Wait(), 0);
+}
+
 // libvirt forks a child that migrates under libvirt's name, then execs
 // QEMU: the same process must be recognised as the VM once it has.
 TEST(Attribution, AProcessThatExecsQemuBecomesAVm) {

@@ -21,6 +21,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -269,11 +270,14 @@ std::vector<std::string> VcpuAccelerators(int argc, char** argv, size_t vcpus) {
 //   share    pin both vCPU threads to one CPU, where they wait for each
 //            other                                  -> "shared_cpu=<cpu>"
 //   end      end the live migration thread          -> "migration_ended"
+//   end_vcpus  end the vCPU threads, each reading its own run delay last
+//                                                   -> "vcpu_delay_ns=<sum>"
 //   quit
 int FakeVm(int argc, char** argv) {
   auto [a, b] = TwoCpus("");
   std::atomic<bool> stop{false}, end_migration{false};
   std::atomic<pid_t> tids[3] = {0, 0, 0};
+  std::atomic<uint64_t> final_delays[2] = {0, 0};
   std::vector<std::thread> threads;
   const std::vector<std::string> accelerators = VcpuAccelerators(argc, argv, 2);
   for (int i = 0; i < 2; ++i) {
@@ -282,6 +286,11 @@ int FakeVm(int argc, char** argv) {
       tids[i] = CurrentTid();
       volatile uint64_t sink = 0;
       while (!stop.load(std::memory_order_relaxed)) sink = sink + 1;
+      // Field 2 of schedstat: the time it waited for a CPU, as of now.
+      std::ifstream schedstat("/proc/thread-self/schedstat");
+      uint64_t run_ns = 0, delay_ns = 0;
+      schedstat >> run_ns >> delay_ns;
+      final_delays[i] = delay_ns;
     });
   }
   std::thread migration([&] {
@@ -309,6 +318,11 @@ int FakeVm(int argc, char** argv) {
       end_migration = true;
       migration.join();
       std::cout << "migration_ended=1" << std::endl;
+    } else if (cmd == "end_vcpus") {
+      stop = true;
+      for (auto& t : threads) t.join();
+      threads.clear();
+      std::cout << "vcpu_delay_ns=" << final_delays[0] + final_delays[1] << std::endl;
     } else if (cmd == "quit") {
       break;
     }

@@ -151,8 +151,14 @@ class Attribution {
   std::map<mw_process_key, Tracked> tracked_;
   std::unordered_map<uint32_t, mw_process_key> newest_by_tgid_;
   std::map<mw_process_key, std::deque<NameChange>> pending_;
-  // Per vCPU thread (tgid, tid): its run delay at the last reading.
-  std::map<std::pair<uint32_t, uint32_t>, uint64_t> vcpu_delay_read_;
+  // Per vCPU thread (tgid, tid): its run delay at the last reading, kept
+  // for a few readings after the thread is gone, until its exit record
+  // comes with the final delay (QemuTracker::kExitWaitReadings).
+  struct VcpuDelayRead {
+    uint64_t delay_ns = 0;
+    int readings_missed = 0;
+  };
+  std::map<std::pair<uint32_t, uint32_t>, VcpuDelayRead> vcpu_delay_read_;
   AttributionTotals totals_;
 };
 

@@ -41,14 +41,16 @@ struct QemuState {
   std::vector<QemuThreadTotals> threads;
 };
 
-/// One live vCPU thread, as read now.
+/// One vCPU thread, as read now, or as it ended.
 struct VcpuReading {
   std::string vm;  ///< VM label
   uint32_t tgid = 0;
   uint32_t tid = 0;
   /// Time the thread waited, runnable, for a CPU since it started
-  /// (/proc/PID/task/TID/schedstat).
+  /// (/proc/PID/task/TID/schedstat, or the kernel's exit record).
   uint64_t run_delay_ns = 0;
+  /// The thread has exited: this is its final delay, and it is no vCPU now.
+  bool exited = false;
 };
 
 /// tids whose exit the kernel should report, and those it no longer needs to.
@@ -63,12 +65,15 @@ struct WatchChanges {
 ///
 /// Fed by thread rename and exit records, after an initial scan of /proc
 /// for threads that already exist. Reads /proc, never the BPF maps: the
-/// tids whose exit must be reported are handed out by TakeWatchChanges().
-/// vCPU threads are not watched (a host runs more of them than the kernel's
-/// watch list holds): one is forgotten when its schedstat can no longer be
-/// read. Not thread-safe.
+/// tids whose exit must be reported are handed out by TakeWatchChanges():
+/// migration threads for their final runtime and moves, vCPU threads for
+/// the delay they had between the last reading and their exit. Not
+/// thread-safe.
 class QemuTracker {
  public:
+  /// Readings after which a vCPU thread whose schedstat is gone is
+  /// forgotten if no exit record came for it.
+  static constexpr int kExitWaitReadings = 3;
   /// The VM label of a process, empty if it is not a QEMU process.
   using VmOf = std::function<std::string(uint32_t tgid)>;
   explicit QemuTracker(VmOf vm_of);
@@ -77,12 +82,13 @@ class QemuTracker {
   void Scan();
   /// A thread was named (or renamed) `comm`.
   void OnRename(uint32_t tid, uint32_t tgid, const std::string& comm);
-  /// A watched thread exited, with its final runtime and migrations.
-  void OnExit(uint32_t tid, uint64_t runtime_ns, uint64_t nr_migrations);
+  /// A watched thread exited, with its final runtime, migrations and run
+  /// delay.
+  void OnExit(uint32_t tid, uint64_t runtime_ns, uint64_t nr_migrations, uint64_t run_delay_ns);
   /// Live threads are read from /proc now.
   QemuState State() const;
   /// Reads the schedstat of every live vCPU thread, one file each, and
-  /// forgets the threads that have exited.
+  /// hands out the final readings of those that exited since.
   std::vector<VcpuReading> ReadVcpus();
   WatchChanges TakeWatchChanges();
 
@@ -107,6 +113,15 @@ class QemuTracker {
   VmOf vm_of_;
   std::unordered_map<uint32_t, Thread> live_;
   std::unordered_map<uint32_t, Vcpu> vcpus_;
+  // vCPU threads whose schedstat is gone, until their exit record comes (a
+  // thread can end between the delivery of the records and the reading);
+  // forgotten after kExitWaitReadings readings without one.
+  struct EndedVcpu {
+    Vcpu vcpu;
+    int readings_waited = 0;
+  };
+  std::unordered_map<uint32_t, EndedVcpu> ended_vcpus_;
+  std::vector<VcpuReading> exited_vcpus_;  // final readings not handed out yet
   std::map<Key, QemuThreadTotals> retired_;
   std::map<SideKey, double> side_start_;  // start of each running migration side
   std::set<SideKey> sides_seen_;          // to report 0 after the end
