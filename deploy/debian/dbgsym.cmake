@@ -9,6 +9,7 @@
 #    that version of migwatch;
 #  - the .debug files are not executable.
 # It rebuilds the package with dpkg-deb from its own contents otherwise.
+
 find_program(_dpkg_deb dpkg-deb REQUIRED)
 foreach(_package IN LISTS CPACK_PACKAGE_FILES)
   if(NOT _package MATCHES "-dbgsym_[^/]*\\.ddeb$")
@@ -34,7 +35,8 @@ foreach(_package IN LISTS CPACK_PACKAGE_FILES)
   file(CREATE_LINK "${_main}" "${_root}/usr/share/doc/${_name}" SYMBOLIC)
 
   file(REMOVE "${_package}")
-  execute_process(COMMAND "${_dpkg_deb}" --root-owner-group --build "${_root}" "${_package}"
+  # gzip as CPack's own packages (dpkg-deb's default, xz, takes far longer).
+  execute_process(COMMAND "${_dpkg_deb}" --root-owner-group -Zgzip --build "${_root}" "${_package}"
     OUTPUT_QUIET COMMAND_ERROR_IS_FATAL ANY)
   file(REMOVE_RECURSE "${_root}")
 endforeach()
