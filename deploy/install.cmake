@@ -126,6 +126,7 @@ set(CPACK_DEBIAN_PACKAGE_SUGGESTS "prometheus")
 # debuginfod find by the binary's build ID; the binary keeps a
 # .gnu_debuglink to it too.
 set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
+set(CPACK_PRE_BUILD_SCRIPTS "${CMAKE_CURRENT_LIST_DIR}/debian/strip.cmake")
 set(CPACK_POST_BUILD_SCRIPTS "${CMAKE_CURRENT_LIST_DIR}/debian/dbgsym.cmake")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   "${CMAKE_CURRENT_LIST_DIR}/debian/conffiles"

@@ -49,7 +49,8 @@ mkdir "$work/root" "$work/dbgsym"
 dpkg-deb --extract "$deb" "$work/root"
 dpkg-deb --extract "$dbgsym" "$work/dbgsym"
 binary=$work/root/usr/sbin/migwatch
-readelf -SW "$binary" | grep -q -e ' \.symtab ' -e ' \.debug_' && fail "usr/sbin/migwatch is not stripped"
+sections=$(readelf -SW "$binary")
+grep -q -e ' \.symtab ' -e ' \.debug_' -e ' \.comment ' <<<"$sections" && fail "usr/sbin/migwatch is not stripped"
 build_id=$(readelf -n "$binary" | sed -n 's/.*Build ID: \([0-9a-f]*\)/\1/p')
 [[ -n $build_id ]] || fail "usr/sbin/migwatch has no build ID"
 debug_file=usr/lib/debug/.build-id/${build_id:0:2}/${build_id:2}.debug
