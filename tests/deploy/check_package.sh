@@ -23,6 +23,7 @@ for tool in cmake cpack cc dpkg-deb dpkg-shlibdeps help2man gzip file objcopy re
 	fi
 done
 
+source "$(dirname "${BASH_SOURCE[0]}")/debian_package.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -118,19 +119,9 @@ done
 
 # The binary is stripped; its debug information is in the -dbgsym package,
 # under its build ID, and the binary links to it.
-binary=$work/root/usr/sbin/migwatch
-sections=$(readelf -SW "$binary")
-grep -q -e ' \.symtab ' -e ' \.debug_' -e ' \.comment ' <<<"$sections" && fail "usr/sbin/migwatch is not stripped"
-build_id=$(readelf -n "$binary" | sed -n 's/.*Build ID: \([0-9a-f]*\)/\1/p')
-[[ -n $build_id ]] || fail "usr/sbin/migwatch has no build ID"
-debug_file=usr/lib/debug/.build-id/${build_id:0:2}/${build_id:2}.debug
 mkdir "$work/dbgsym"
 dpkg-deb --extract "$dbgsym" "$work/dbgsym"
-[[ -f $work/dbgsym/$debug_file ]] || fail "the -dbgsym package lacks $debug_file"
-readelf -SW "$work/dbgsym/$debug_file" 2>/dev/null | grep -q ' \.debug_info ' ||
-	fail "$debug_file holds no debug information"
-[[ $(readelf -p .gnu_debuglink "$binary" 2>/dev/null) == *"${build_id:2}.debug"* ]] ||
-	fail "usr/sbin/migwatch has no .gnu_debuglink to its debug file"
+check_debug_split "$work/root" "$work/dbgsym" debug-info
 [[ $(dpkg-deb --field "$dbgsym" Package) == migwatch-dbgsym ]] || fail "dbgsym Package: $(dpkg-deb --field "$dbgsym" Package)"
 [[ $(dpkg-deb --field "$dbgsym" Depends) == "migwatch (= $version)" ]] ||
 	fail "dbgsym Depends: $(dpkg-deb --field "$dbgsym" Depends), expected migwatch (= $version)"
@@ -151,12 +142,7 @@ depends=$(field Depends)
 
 # lintian: no error in either package (the stand-in's binary is the real
 # one's only in kind; lint_package.sh checks the real package).
-for package in "$deb" "$dbgsym"; do
-	status=0
-	lintian --display-info --fail-on error "$package" >"$work/lintian.log" 2>&1 || status=$?
-	grep -v -e '^N:' -e '^running with root privileges' "$work/lintian.log" || true
-	((status == 0)) || fail "lintian found errors in $(basename "$package") (exit status $status)"
-done
+lintian_clean "$deb" "$dbgsym"
 
 dpkg-deb --control "$deb" "$work/control"
 [[ $(cat "$work/control/conffiles") == /etc/default/migwatch ]] || fail "conffiles: $(cat "$work/control/conffiles")"

@@ -22,6 +22,7 @@ for tool in cpack dpkg-deb lintian readelf gzip; do
 done
 [[ -f $build/CPackConfig.cmake ]] || fail "$build has no CPackConfig.cmake: configure it with cmake first"
 
+source "$(dirname "${BASH_SOURCE[0]}")/debian_package.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # CPACK_CMAKE_GENERATOR=Ninja: no preinstall target, no rebuild (see
@@ -32,29 +33,18 @@ deb=$(echo "$work"/migwatch_"$version"-*_*.deb)
 dbgsym=$(echo "$work"/migwatch-dbgsym_"$version"-*_*.ddeb)
 [[ -f $deb && -f $dbgsym ]] || { cat "$work/cpack.log"; fail "cpack made no migwatch_${version}-REVISION_ARCH.deb and migwatch-dbgsym_....ddeb"; }
 
-failures=0
-for package in "$deb" "$dbgsym"; do
-	echo "lintian ${package##*/}:"
-	status=0
-	lintian --display-info --fail-on error "$package" >"$work/lintian.log" 2>&1 || status=$?
-	grep -v -e '^N:' -e '^running with root privileges' "$work/lintian.log" || true
-	if ((status != 0)); then
-		echo "FAIL: lintian found errors in ${package##*/} (exit status $status)" >&2
-		failures=$((failures + 1))
-	fi
-done
-((failures == 0)) || exit 1
+lintian_clean "$deb" "$dbgsym"
 
 mkdir "$work/root" "$work/dbgsym"
 dpkg-deb --extract "$deb" "$work/root"
 dpkg-deb --extract "$dbgsym" "$work/dbgsym"
+# The debug file holds DWARF unless the build type has no -g (the default,
+# an empty CMAKE_BUILD_TYPE in the cache, is RelWithDebInfo).
+debug_info=debug-info
+grep -qx -e 'CMAKE_BUILD_TYPE:STRING=Release' -e 'CMAKE_BUILD_TYPE:STRING=MinSizeRel' "$build/CMakeCache.txt" &&
+	debug_info=
+check_debug_split "$work/root" "$work/dbgsym" $debug_info
 binary=$work/root/usr/sbin/migwatch
-sections=$(readelf -SW "$binary")
-grep -q -e ' \.symtab ' -e ' \.debug_' -e ' \.comment ' <<<"$sections" && fail "usr/sbin/migwatch is not stripped"
-build_id=$(readelf -n "$binary" | sed -n 's/.*Build ID: \([0-9a-f]*\)/\1/p')
-[[ -n $build_id ]] || fail "usr/sbin/migwatch has no build ID"
-debug_file=usr/lib/debug/.build-id/${build_id:0:2}/${build_id:2}.debug
-[[ -f $work/dbgsym/$debug_file ]] || fail "the -dbgsym package lacks $debug_file"
 
 man=$(gzip -dc "$work/root/usr/share/man/man8/migwatch.8.gz") || fail "no usr/share/man/man8/migwatch.8.gz"
 commands=$("$binary" --help | sed -n '/^Subcommands:$/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p')
