@@ -15,11 +15,13 @@ packages=(
   libbpf-dev libelf-dev zlib1g-dev
   prometheus-cpp-dev libcivetweb-dev libcli11-dev libspdlog-dev libyaml-cpp-dev
   libsystemd-dev libcrypt-dev libssl-dev libncurses-dev libcap-ng-dev
+  help2man  # the manual page migwatch.8
   # tests
   libgtest-dev libgmock-dev libclang-rt-14-dev
   prometheus curl python3 systemd tmux procps util-linux
   apache2-utils  # htpasswd: bcrypt hashes for the basic auth test
-  dpkg-dev file
+  dpkg-dev file lintian
+  man-db  # systemd-analyze verify looks up the unit's Documentation= page
   # benchmarks (tests/bench): the tools migwatch is compared with
   bpftrace linux-perf
   # kernel matrix: Debian kernels booted under QEMU

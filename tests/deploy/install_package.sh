@@ -5,8 +5,10 @@
 # would, then removes it:
 #  1. packages BUILD_DIR (configured and built) with cpack, without
 #     building, into a scratch directory;
-#  2. dpkg -i must succeed as is: every dependency dpkg-shlibdeps computed
-#     must be met by installed packages, with no "apt-get -f install" after;
+#  2. apt-get install -y ./migwatch_VERSION-REVISION_ARCH.deb, as the README
+#     says: apt resolves the dependencies from the machine's own apt sources
+#     (on a machine set up by deploy/install-build-deps.sh every one of them
+#     is installed already; those it would add are listed first);
 #  3. /usr/sbin/migwatch --version prints "migwatch VERSION";
 #  4. postinst enabled the unit, and systemd-analyze verify accepts the
 #     installed unit with the installed binary at its ExecStart path;
@@ -29,12 +31,12 @@ fail() {
 
 if [[ $(id -u) -ne 0 ]]; then
 	if [[ ${MIGWATCH_ALLOW_SKIP:-} == 1 ]]; then
-		echo "SKIP: not root (dpkg -i installs the package)"
+		echo "SKIP: not root (apt-get installs the package)"
 		exit 77
 	fi
-	fail "must run as root: dpkg -i installs the package (set MIGWATCH_ALLOW_SKIP=1 to skip explicitly)"
+	fail "must run as root: apt-get installs the package (set MIGWATCH_ALLOW_SKIP=1 to skip explicitly)"
 fi
-for tool in cpack dpkg dpkg-deb dpkg-query flock systemd-analyze; do
+for tool in cpack apt-get dpkg dpkg-deb dpkg-query flock systemd-analyze man; do
 	command -v "$tool" >/dev/null || fail "$tool is not installed (deploy/install-build-deps.sh installs it)"
 done
 [[ -f $build/CPackConfig.cmake ]] || fail "$build has no CPackConfig.cmake: configure it with cmake first"
@@ -67,12 +69,17 @@ trap cleanup EXIT
 # generator.)
 cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work" -D CPACK_CMAKE_GENERATOR=Ninja >"$work/cpack.log" 2>&1 ||
 	{ cat "$work/cpack.log"; fail "cpack could not build the package"; }
-deb=$(echo "$work"/migwatch_"$version"_*.deb)
-[[ -f $deb ]] || { cat "$work/cpack.log"; fail "cpack made no migwatch_${version}_*.deb"; }
+deb=$(echo "$work"/migwatch_"$version"-*_*.deb)
+[[ -f $deb ]] || { cat "$work/cpack.log"; fail "cpack made no migwatch_${version}-REVISION_*.deb"; }
 echo "built ${deb##*/}; Depends: $(dpkg-deb --field "$deb" Depends)"
 
-dpkg -i "$deb" || fail "dpkg -i ${deb##*/} failed (unmet dependencies are listed above)"
-[[ $(state) == installed ]] || fail "dpkg state of migwatch after dpkg -i: $(state), expected installed"
+# apt reads the file as its unprivileged user: the scratch directory must be
+# open to it.
+chmod 755 "$work"
+others=$(apt-get install -s "$deb" | sed -n 's/^Inst \([^ ]*\) .*/\1/p' | grep -vx migwatch || true)
+[[ -z $others ]] || echo "note: apt-get installs these dependencies too (they stay installed): $(echo $others)"
+apt-get install -y -q --no-install-recommends "$deb" || fail "apt-get install ${deb##*/} failed"
+[[ $(state) == installed ]] || fail "dpkg state of migwatch after apt-get install: $(state), expected installed"
 files=$(dpkg-query -L migwatch)
 
 output=$(/usr/sbin/migwatch --version) || fail "/usr/sbin/migwatch --version exited with status $?: $output"
@@ -80,6 +87,8 @@ output=$(/usr/sbin/migwatch --version) || fail "/usr/sbin/migwatch --version exi
 echo "OK: /usr/sbin/migwatch --version: $output"
 
 [[ -L $wants_link ]] || fail "postinst did not enable migwatch.service ($wants_link is missing)"
+# systemd-analyze verify checks Documentation=man:migwatch(8) with man.
+man -w migwatch >/dev/null || fail "man does not find the installed manual page migwatch(8)"
 status=0
 verify=$(systemd-analyze verify /lib/systemd/system/migwatch.service 2>&1) || status=$?
 [[ $status -eq 0 && -z $verify ]] ||
