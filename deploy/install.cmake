@@ -86,9 +86,9 @@ if(MIGWATCH_MANPAGE)
   install(FILES "${_migwatch_generated}/migwatch.8.gz" DESTINATION "${CMAKE_INSTALL_MANDIR}/man8")
 endif()
 
-# The default is the address the project commits under; a build for a
+# The default is the project's own address; a build for a
 # distribution or a site sets its own: -DMIGWATCH_PACKAGE_MAINTAINER="Name <address>".
-set(_migwatch_default_maintainer "migwatch maintainers <maintainers@users.noreply.h-seed-7de8c0d5.example>")
+set(_migwatch_default_maintainer "migwatch maintainers <maintainers@migwatch.example>")
 set(MIGWATCH_PACKAGE_MAINTAINER "${_migwatch_default_maintainer}"
   CACHE STRING "Maintainer field of the Debian package: Name <address>")
 # Build trees configured before keep the former default, root@localhost,
