@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""NUMA for real: migwatch in a guest with 4 NUMA nodes and many threads.
+
+Boots Debian's 6.1 kernel under QEMU with its CPUs and memory split over 4
+NUMA nodes, runs numa_guest.sh in it and judges, against the kernel's own
+ground truth:
+
+- node pairs: a spinning thread flipped FLIPS times between a CPU of node 1
+  and one of node 3 grows migwatch_node_migrations_total{1->3} and {3->1}
+  by exactly FLIPS/2 each, and their sum equals the growth of the thread's
+  se.nr_migrations;
+- automatic NUMA balancing: a thread touching memory bound to node 3 from
+  node 2 is moved to node 3 by the kernel (sched_move_numa, at least once),
+  and migwatch's migrations with reason "numa" grow exactly as the kernel's
+  sched_move_numa and sched_swap_numa events (tracefs) say: for the
+  process, one per event naming its thread; in all, one per move and two per
+  swap;
+- many threads: with THREADS sleeping threads alive, an affinity storm and
+  `migwatch check` are counted as the kernel counts them, every per-CPU
+  family has one series per online CPU, and the daemon's BPF map memory,
+  series and scrape time are recorded (scale.py measures them).
+
+Prints a table, writes the figures to WORK_DIR/numa.json and exits 0 only if
+everything holds. See README.md in this directory.
+"""
+
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matrix
+import scale
+import vm
+
+KERNEL = "6.1"
+RUN = "numa"
+NODES = 4
+# Measured with THREADS threads on a loaded 2-core host: 8 CPUs boot and run
+# the script in about half the time of 16; 32 took 150 s just to boot.
+DEFAULT_CPUS = 8
+DEFAULT_THREADS = 10000
+# 10,000 threads take about 300 MiB of kernel stacks and task structures.
+GUEST_MEMORY_MIB = 2048
+GUEST_TIMEOUT_SECONDS = 300
+PAIR = ("1", "3")
+SETTINGS = {
+    "pair_flips": 200,
+    # NUMA balancing: scans begin 100 ms after the task starts and come as
+    # often as every 100 ms (the defaults, 1000 ms each, leave only a few
+    # scans in a cycle under emulation).
+    "balance_cycles": 4,
+    "balance_seconds": 6,
+    "balance_mib": 32,
+    "scan_delay_ms": 100,
+    "scan_period_min_ms": 100,
+    "storm_flips": 50,
+    "scrapes": 10,
+}
+MOVE = re.compile(r"sched_move_numa: pid=(\d+) .*src_nid=(\d+) dst_cpu=(\d+) dst_nid=(\d+)")
+SWAP = re.compile(r"sched_swap_numa: src_pid=(\d+) .*dst_pid=(\d+)")
+STICK = re.compile(r"sched_stick_numa: ")
+
+
+def records(lines: list[str]) -> list[tuple[str, str]]:
+    """(kind, rest) of every record of run RUN."""
+    found = []
+    for line in lines:
+        match = matrix.RECORD.search(line.rstrip("\n"))
+        if match and match.group(1) == RUN:
+            found.append((match.group(2), match.group(3) or ""))
+    return found
+
+
+def node_cells(samples) -> dict:
+    return {(s.labels.get("from_node"), s.labels.get("to_node")): s.value
+            for s in samples if s.name == "migwatch_node_migrations_total"}
+
+
+def numa_counts(samples, process: str) -> tuple[float, float]:
+    """migwatch's reason="numa" migrations: all of them, and the process's."""
+    total = sum(s.value for s in samples if s.name == "migwatch_migrations_total" and s.labels.get("reason") == "numa")
+    mine = sum(s.value for s in samples if s.name == "migwatch_process_migrations_total"
+               and s.labels.get("reason") == "numa" and s.labels.get("process") == process)
+    return total, mine
+
+
+def judge_pair(found, run: matrix.Run, figures: dict) -> list[str]:
+    pair = next((rest.split() for kind, rest in found if kind == "pair"), None)
+    kernel = next((matrix.integers(rest, 2) for kind, rest in found if kind == "pair-kernel"), None)
+    if not pair or len(pair) != 5 or not kernel:
+        return ["node pair: no result (the storm did not run or did not end)"]
+    flips = int(pair[4])
+    before, after = node_cells(run.snapshots.get("pair-before", [])), node_cells(run.snapshots.get("pair-after", []))
+    grown = {cell: after.get(cell, 0) - before.get(cell, 0) for cell in after}
+    forward, backward = grown.get(PAIR, 0), grown.get(PAIR[::-1], 0)
+    figures["pair"] = {"nodes": PAIR, "cpus": [int(pair[2]), int(pair[3])], "flips": flips,
+                       "migwatch": {"->".join(PAIR): forward, "->".join(PAIR[::-1]): backward},
+                       "kernel": kernel[1] - kernel[0],
+                       "other_cells_grown": {"->".join(cell): value for cell, value in grown.items()
+                                             if value and cell not in (PAIR, PAIR[::-1])}}
+    failures = []
+    if not before or not after:
+        failures.append("node pair: no migwatch_node_migrations_total series")
+    if kernel[1] - kernel[0] != flips:
+        failures.append(f"node pair: the kernel counted {kernel[1] - kernel[0]} migrations for {flips} flips")
+    if forward + backward != kernel[1] - kernel[0] or forward != flips // 2 or backward != flips // 2:
+        failures.append(f"node pair: migwatch counted {forward:.0f} moves {PAIR[0]}->{PAIR[1]} and {backward:.0f} "
+                        f"back, the kernel {kernel[1] - kernel[0]} in all for {flips} flips")
+    return failures
+
+
+def judge_balance(found, run: matrix.Run, figures: dict) -> list[str]:
+    balance = next((rest.split() for kind, rest in found if kind == "balance"), None)
+    if not balance or len(balance) != 4 or not run.snapshots.get("balance-after"):
+        return ["NUMA balancing: no result (the workload did not run or did not end)"]
+    tid = balance[3]
+    moves, swaps, sticks = [], [], 0
+    for kind, rest in found:
+        if kind != "trace":
+            continue
+        if (match := MOVE.search(rest)):
+            moves.append(match.groups())
+        elif (match := SWAP.search(rest)):
+            swaps.append(match.groups())
+        elif STICK.search(rest):
+            sticks += 1
+    lost = next((matrix.integers(rest, 1) for kind, rest in found if kind == "trace-lost"), None)
+    total_before, mine_before = numa_counts(run.snapshots.get("balance-before", []), "mws-numa")
+    total_after, mine_after = numa_counts(run.snapshots["balance-after"], "mws-numa")
+    own_moves = sum(1 for move in moves if move[0] == tid)
+    own_to_memory = sum(1 for move in moves if move[0] == tid and move[3] == balance[0])
+    own_swaps = sum((swap[0] == tid) + (swap[1] == tid) for swap in swaps)
+    figures["balance"] = {
+        "memory_node": int(balance[0]), "away_cpus": balance[1], "free_cpus": balance[2],
+        "kernel": {"sched_move_numa": len(moves), "sched_swap_numa": len(swaps), "sched_stick_numa": sticks,
+                   "moves_of_thread": own_moves, "moves_to_memory": own_to_memory,
+                   "swaps_of_thread": own_swaps},
+        "migwatch": {"numa": total_after - total_before, "numa_of_process": mine_after - mine_before},
+        "settings": {key: SETTINGS[key] for key in ("balance_cycles", "balance_seconds", "balance_mib",
+                                                     "scan_delay_ms", "scan_period_min_ms")}}
+    failures = []
+    if lost is None or lost[0] != 0:
+        failures.append(f"NUMA balancing: the trace buffer lost {lost} events")
+    if own_to_memory == 0:
+        failures.append("NUMA balancing never moved the thread to its memory's node (no sched_move_numa "
+                        f"to node {balance[0]} for tid {tid})")
+    if mine_after - mine_before != own_moves + own_swaps:
+        failures.append(f"NUMA balancing: migwatch counted {mine_after - mine_before:.0f} numa migrations of "
+                        f"mws-numa, the kernel traced {own_moves} moves and {own_swaps} swaps of its thread")
+    if total_after - total_before != len(moves) + 2 * len(swaps):
+        failures.append(f"NUMA balancing: migwatch counted {total_after - total_before:.0f} numa migrations in all, "
+                        f"the kernel traced {len(moves)} moves and {len(swaps)} swaps")
+    return failures
+
+
+def judge_threads(found, figures: dict, threads: int) -> list[str]:
+    live = next((matrix.integers(rest, 2) for kind, rest in found if kind == "threads"), None)
+    after = next((matrix.integers(rest, 1) for kind, rest in found if kind == "threads-after"), None)
+    figures["threads"] = {"asked": threads, "live": live and live[0], "live_after": after and after[0],
+                          "creation_seconds": live and live[1] / 100}
+    # The sleepers are THREADS threads beside the process's main thread.
+    if not live or live[0] != threads + 1 or not after or after[0] != threads + 1:
+        return [f"threads: {live and live[0]} live then {after and after[0]}, expected {threads + 1}"]
+    return []
+
+
+def print_report(figures: dict) -> None:
+    cell = scale.cell
+    pair, balance, threads = figures.get("pair") or {}, figures.get("balance") or {}, figures.get("threads") or {}
+    rows = [
+        ("CPUs online / possible", f"{len(figures['online_cpus'] or [])} / {figures['possible_cpus']}"),
+        ("NUMA nodes", str(figures["nodes"])),
+        ("live threads (sleepers)", cell(threads.get("live"))),
+        ("BPF maps", f"{figures['map_bytes'] / 2**20:.2f} MiB in {len(figures['maps'])} maps"),
+        ("series on /metrics", str(figures["series"])),
+        ("scrape ms (collect, served)", f"{cell(figures.get('scrape_ms'))} ({cell(figures.get('collect_ms'))}, "
+                                        f"{cell(figures.get('served_ms'))})"),
+        ("storm migwatch / kernel", f"{cell(figures['storm']['migwatch'])} / {cell(figures['storm']['kernel'])}"),
+        ("check migwatch / kernel", f"{cell(figures['check']['migwatch'])} / {cell(figures['check']['kernel'])}"),
+        ("node pair flips / cells / kernel",
+         f"{cell(pair.get('flips'))} / {pair.get('migwatch')} / {cell(pair.get('kernel'))}"),
+        ("numa: migwatch (process)",
+         f"{cell((balance.get('migwatch') or {}).get('numa'), 0)} "
+         f"({cell((balance.get('migwatch') or {}).get('numa_of_process'), 0)})"),
+        ("numa: kernel move/swap/stick (thread)",
+         "-" if not balance else f"{balance['kernel']['sched_move_numa']}/{balance['kernel']['sched_swap_numa']}/"
+                                 f"{balance['kernel']['sched_stick_numa']} ({balance['kernel']['moves_of_thread']})"),
+        ("guest seconds", f"{figures['seconds']:.0f}"),
+    ]
+    vm.print_table(("what", "measured"), rows)
+    for failure in figures["failures"]:
+        print(f"FAIL {failure}")
+
+
+def main(argv: list) -> int:
+    parser = scale.guest_parser("numa.py", __doc__.splitlines()[0], "numa.json")
+    parser.add_argument("--cpus", type=vm.positive_int, default=DEFAULT_CPUS,
+                        help=f"guest CPUs, split over {NODES} nodes (default {DEFAULT_CPUS})")
+    parser.add_argument("--threads", type=vm.positive_int, default=DEFAULT_THREADS,
+                        help=f"sleeping threads (default {DEFAULT_THREADS})")
+    arguments = parser.parse_args(argv)
+    work_dir = arguments.work_dir
+    work_dir.mkdir(parents=True, exist_ok=True)
+    here = Path(__file__).resolve().parent
+    started = time.monotonic()
+    settings = dict(SETTINGS, threads=arguments.threads)
+    try:
+        kernel = vm.fetch_kernel(KERNEL)
+        initrd = work_dir / "initrd.img"
+        with tempfile.TemporaryDirectory() as scratch:
+            conf = Path(scratch) / "numa.conf"
+            conf.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+            vm.build_initramfs(here / "numa_guest.sh", scale.guest_files(arguments, f"{conf}:/numa.conf"),
+                               GUEST_TIMEOUT_SECONDS, initrd)
+    except vm.HarnessError as error:
+        print(f"numa: {error}", file=sys.stderr)
+        return 1
+
+    vm.log(f"{KERNEL}: booting {kernel.package} with {arguments.cpus} CPUs on {NODES} NUMA nodes")
+    result = vm.boot(kernel, initrd, arguments.cpus, GUEST_MEMORY_MIB, GUEST_TIMEOUT_SECONDS, "",
+                     work_dir / "numa.log", lambda line: print(f"[numa] {line}", flush=True),
+                     numa_nodes=NODES)
+    if result.status is None:
+        vm.report_missing_status("numa", result)
+    lines = result.log_path.read_text(errors="replace").splitlines()
+    results = matrix.parse_results(lines)
+    run = results.runs.get(RUN, matrix.Run())
+    found = records(lines)
+    figures = scale.measure(lines, RUN)
+    figures.update(kernel=result.kernel_release, seconds=round(result.seconds, 1), exit_status=result.status,
+                   nodes=sum(1 for kind, _ in found if kind == "node"))
+    failures = [] if result.status == 0 else [f"guest script exit status {result.status}"]
+    if figures["nodes"] != NODES:
+        failures.append(f"the guest has {figures['nodes']} NUMA nodes, expected {NODES}")
+    failures += scale.judge_guest(arguments.cpus, figures, results, RUN, arguments.cpus)
+    failures += judge_pair(found, run, figures)
+    failures += judge_balance(found, run, figures)
+    failures += judge_threads(found, figures, arguments.threads)
+    figures["failures"] = failures
+
+    (work_dir / "numa.json").write_text(json.dumps(
+        {"kernel": kernel.version, "cpus": arguments.cpus, "nodes": NODES, "memory_mib": GUEST_MEMORY_MIB,
+         "settings": settings, "guest": figures}, indent=2, default=list) + "\n")
+    print()
+    print_report(figures)
+    passed = not failures
+    print(f"\nNUMA {'PASS' if passed else 'FAIL'} in {time.monotonic() - started:.0f} s; "
+          f"figures in {work_dir / 'numa.json'}", flush=True)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
