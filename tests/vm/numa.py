@@ -12,9 +12,9 @@ ground truth:
 - automatic NUMA balancing: a thread touching memory bound to node 3 from
   node 2 is moved to node 3 by the kernel (sched_move_numa, at least once),
   and migwatch's migrations with reason "numa" grow exactly as the kernel's
-  sched_move_numa and sched_swap_numa events (tracefs) say: for the
-  process, one per event naming its thread; in all, one per move and two per
-  swap;
+  tracefs events say (numa_moves_made): for the process, one per
+  sched_move_numa or sched_swap_numa naming its thread that a stopper
+  thread then carried out; in all, one per task moved so;
 - many threads: with THREADS sleeping threads alive, an affinity storm and
   `migwatch check` are counted as the kernel counts them, every per-CPU
   family has one series per online CPU, and the daemon's BPF map memory,
@@ -59,9 +59,43 @@ SETTINGS = {
     "storm_flips": 50,
     "scrapes": 10,
 }
-MOVE = re.compile(r"sched_move_numa: pid=(\d+) .*src_nid=(\d+) dst_cpu=(\d+) dst_nid=(\d+)")
-SWAP = re.compile(r"sched_swap_numa: src_pid=(\d+) .*dst_pid=(\d+)")
+MOVE = re.compile(r"sched_move_numa: pid=(\d+) .*src_cpu=(\d+) src_nid=\d+ dst_cpu=(\d+) dst_nid=(\d+)")
+SWAP = re.compile(r"sched_swap_numa: src_pid=(\d+) .*src_cpu=(\d+) .*dst_pid=(\d+) .*dst_cpu=(\d+)")
 STICK = re.compile(r"sched_stick_numa: ")
+# The executing task's comm and pid prefix a trace line; a comm may hold
+# spaces, but a stopper's does not.
+MIGRATE = re.compile(r"(\S+)-\d+\s+\[\d+\].*sched_migrate_task: .* pid=(\d+) prio=-?\d+ "
+                     r"orig_cpu=(\d+) dest_cpu=(\d+)\s*$")
+
+
+def numa_moves_made(trace: list[str]) -> tuple[dict, int]:
+    """The migrations NUMA balancing made, per pid, from tracefs lines in
+    order, and the requests that moved nothing.
+
+    sched_move_numa and sched_swap_numa fire before the stopper runs; the
+    stopper moves nothing if the task left that CPU meanwhile (under
+    emulation, another CPU's balancer pulled it while it waited behind the
+    stopper: seen with 32 CPUs). A request counts as made when the task's
+    next sched_migrate_task is a stopper thread's (migration/N) from the
+    requested CPU to the requested one."""
+    pending, made, void = {}, {}, 0
+    for line in trace:
+        if (match := MOVE.search(line)):
+            void += match.group(1) in pending
+            pending[match.group(1)] = (match.group(2), match.group(3))
+        elif (match := SWAP.search(line)):
+            src_pid, src_cpu, dst_pid, dst_cpu = match.groups()
+            for pid, move in ((src_pid, (src_cpu, dst_cpu)), (dst_pid, (dst_cpu, src_cpu))):
+                void += pid in pending
+                pending[pid] = move
+        elif (match := MIGRATE.search(line)) and match.group(3) != match.group(4) and match.group(2) in pending:
+            executor, pid, orig, dest = match.groups()
+            if executor.startswith("migration/") and pending.pop(pid) == (orig, dest):
+                made[pid] = made.get(pid, 0) + 1
+            else:
+                pending.pop(pid, None)
+                void += 1
+    return made, void + len(pending)
 
 
 def records(lines: list[str]) -> list[tuple[str, str]]:
@@ -117,27 +151,23 @@ def judge_balance(found, run: matrix.Run, figures: dict) -> list[str]:
     if not balance or len(balance) != 4 or not run.snapshots.get("balance-after"):
         return ["NUMA balancing: no result (the workload did not run or did not end)"]
     tid = balance[3]
-    moves, swaps, sticks = [], [], 0
-    for kind, rest in found:
-        if kind != "trace":
-            continue
-        if (match := MOVE.search(rest)):
-            moves.append(match.groups())
-        elif (match := SWAP.search(rest)):
-            swaps.append(match.groups())
-        elif STICK.search(rest):
-            sticks += 1
+    trace = [rest for kind, rest in found if kind == "trace"]
+    moves = [match.groups() for line in trace if (match := MOVE.search(line))]
+    swaps = [match.groups() for line in trace if (match := SWAP.search(line))]
+    sticks = sum(1 for line in trace if STICK.search(line))
+    made, void = numa_moves_made(trace)
     lost = next((matrix.integers(rest, 1) for kind, rest in found if kind == "trace-lost"), None)
     total_before, mine_before = numa_counts(run.snapshots.get("balance-before", []), "mws-numa")
     total_after, mine_after = numa_counts(run.snapshots["balance-after"], "mws-numa")
     own_moves = sum(1 for move in moves if move[0] == tid)
     own_to_memory = sum(1 for move in moves if move[0] == tid and move[3] == balance[0])
-    own_swaps = sum((swap[0] == tid) + (swap[1] == tid) for swap in swaps)
+    own_swaps = sum((swap[0] == tid) + (swap[2] == tid) for swap in swaps)
     figures["balance"] = {
         "memory_node": int(balance[0]), "away_cpus": balance[1], "free_cpus": balance[2],
         "kernel": {"sched_move_numa": len(moves), "sched_swap_numa": len(swaps), "sched_stick_numa": sticks,
                    "moves_of_thread": own_moves, "moves_to_memory": own_to_memory,
-                   "swaps_of_thread": own_swaps},
+                   "swaps_of_thread": own_swaps, "numa_migrations": sum(made.values()),
+                   "numa_migrations_of_thread": made.get(tid, 0), "requests_that_moved_nothing": void},
         "migwatch": {"numa": total_after - total_before, "numa_of_process": mine_after - mine_before},
         "settings": {key: SETTINGS[key] for key in ("balance_cycles", "balance_seconds", "balance_mib",
                                                      "scan_delay_ms", "scan_period_min_ms")}}
@@ -147,12 +177,14 @@ def judge_balance(found, run: matrix.Run, figures: dict) -> list[str]:
     if own_to_memory == 0:
         failures.append("NUMA balancing never moved the thread to its memory's node (no sched_move_numa "
                         f"to node {balance[0]} for tid {tid})")
-    if mine_after - mine_before != own_moves + own_swaps:
+    if mine_after - mine_before != made.get(tid, 0):
         failures.append(f"NUMA balancing: migwatch counted {mine_after - mine_before:.0f} numa migrations of "
-                        f"mws-numa, the kernel traced {own_moves} moves and {own_swaps} swaps of its thread")
-    if total_after - total_before != len(moves) + 2 * len(swaps):
+                        f"mws-numa, the kernel {made.get(tid, 0)} (its thread in {own_moves} sched_move_numa and "
+                        f"{own_swaps} sched_swap_numa)")
+    if total_after - total_before != sum(made.values()):
         failures.append(f"NUMA balancing: migwatch counted {total_after - total_before:.0f} numa migrations in all, "
-                        f"the kernel traced {len(moves)} moves and {len(swaps)} swaps")
+                        f"the kernel {sum(made.values())} ({len(moves)} sched_move_numa, {len(swaps)} "
+                        f"sched_swap_numa, {void} requests that moved nothing)")
     return failures
 
 
@@ -185,9 +217,13 @@ def print_report(figures: dict) -> None:
         ("numa: migwatch (process)",
          f"{cell((balance.get('migwatch') or {}).get('numa'), 0)} "
          f"({cell((balance.get('migwatch') or {}).get('numa_of_process'), 0)})"),
-        ("numa: kernel move/swap/stick (thread)",
+        ("numa: kernel migrations (thread)",
+         "-" if not balance else f"{balance['kernel']['numa_migrations']} "
+                                 f"({balance['kernel']['numa_migrations_of_thread']})"),
+        ("numa: kernel move/swap/stick/void",
          "-" if not balance else f"{balance['kernel']['sched_move_numa']}/{balance['kernel']['sched_swap_numa']}/"
-                                 f"{balance['kernel']['sched_stick_numa']} ({balance['kernel']['moves_of_thread']})"),
+                                 f"{balance['kernel']['sched_stick_numa']}/"
+                                 f"{balance['kernel']['requests_that_moved_nothing']}"),
         ("guest seconds", f"{figures['seconds']:.0f}"),
     ]
     vm.print_table(("what", "measured"), rows)

@@ -18,8 +18,9 @@
 #       and then allowed on FREE_CPUS too, under kernel.numa_balancing=1
 #       (snapshots balance-before and balance-after of the numa series,
 #       inside the window in which tracefs records the events below)
-#   MWM numa trace LINE                a sched_move_numa, sched_swap_numa or
-#       sched_stick_numa event from tracefs over that window
+#   MWM numa trace LINE                a sched_move_numa, sched_swap_numa,
+#       sched_stick_numa or sched_migrate_task event from tracefs over that
+#       window
 #   MWM numa trace-lost COUNT          events the trace buffer dropped
 #   MWM numa threads LIVE SECONDS      the sleepers' live threads, and how
 #       long making them took (hundredths of a second)
@@ -33,7 +34,7 @@ url=http://127.0.0.1:$port/metrics
 . /numa.conf
 tracing=/sys/kernel/tracing
 balancing=/sys/kernel/debug/sched/numa_balancing
-numa_events="sched_move_numa sched_swap_numa sched_stick_numa"
+numa_events="sched_move_numa sched_swap_numa sched_stick_numa sched_migrate_task"
 
 # cpus NODE: the node's CPUs as a comma list (sysfs says 4-7).
 cpus() {
