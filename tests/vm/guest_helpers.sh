@@ -52,11 +52,17 @@ stop_process() {
     done
 }
 
+# kernel_migrations PID: "SUM THREADS", se.nr_migrations summed over the
+# process's threads, and how many threads there were.
+kernel_migrations() {
+    cat /proc/"$1"/task/*/sched | awk '/^se.nr_migrations/ { sum += $NF; n++ } END { printf "%d %d", sum, n }'
+}
+
 # compare WORKLOAD NAME PID AT_LEAST: the kernel's own count of the process's
 # migrations and migwatch's series for it, both taken while it is stopped.
 compare() {
     stop_process "$3" || return 1
-    kernel=$(cat /proc/"$3"/task/*/sched | awk '/^se.nr_migrations/ { sum += $NF; n++ } END { printf "%d %d", sum, n }')
+    kernel=$(kernel_migrations "$3")
     scrape "$1" "^migwatch_process_migrations_total\{process=\"$2\","
     echo "MWM $run process $1 $2 $kernel $4"
     kill -CONT "$3"
@@ -129,4 +135,32 @@ start_migwatch() {
         sleep 0.1
         waited=$((waited + 1))
     done
+}
+
+# report_maps: one "MWM $run map ID TYPE MAX_ENTRIES MEMLOCK" line per BPF
+# map file descriptor of $daemon (its fdinfo). Only maps have a map_type
+# line; programs and links have a memlock line too.
+report_maps() {
+    for info in /proc/$daemon/fdinfo/*; do
+        awk -v run="$run" '/^map_type:/ { type = $2 } /^max_entries:/ { entries = $2 } /^memlock:/ { memlock = $2 }
+             /^map_id:/ { id = $2 }
+             END { if (type != "") print "MWM", run, "map", id, type, entries, memlock }' "$info"
+    done
+}
+
+# time_scrapes COUNT: "MWM $run scrapes COUNT CENTISECONDS", COUNT scrapes
+# of $url back to back after two to warm up, then every sample line of one
+# more as snapshot "series". /proc/uptime counts hundredths of a second:
+# over all the scrapes, that is fine enough for their average.
+time_scrapes() {
+    wget -qO /dev/null "$url" && wget -qO /dev/null "$url" || fail "cannot scrape $url"
+    started=$(awk '{ printf "%d", $1 * 100 }' /proc/uptime)
+    count=0
+    while [ $count -lt "$1" ]; do
+        wget -qO /dev/null "$url" || fail "cannot scrape $url"
+        count=$((count + 1))
+    done
+    ended=$(awk '{ printf "%d", $1 * 100 }' /proc/uptime)
+    echo "MWM $run scrapes $1 $((ended - started))"
+    scrape series '^[^#]'
 }

@@ -56,14 +56,14 @@ def cpu_list(text: str) -> list[int]:
     return cpus
 
 
-def measure(lines: list[str]) -> dict:
-    """The figures of one guest from its console lines."""
+def measure(lines: list[str], run: str = RUN) -> dict:
+    """The figures of one guest from its console lines (records of `run`)."""
     figures = {"possible_cpus": None, "online_cpus": None, "maps": {}, "scrapes": None,
                "scrape_centiseconds": None, "series": 0, "done": False}
     server = {}
     for line in lines:
         match = matrix.RECORD.search(line.rstrip("\n"))
-        if not match or match.group(1) != RUN:
+        if not match or match.group(1) != run:
             continue
         kind, fields = match.group(2), (match.group(3) or "").split()
         if kind == "cpus" and len(fields) == 2:
@@ -104,20 +104,22 @@ def per_cpu_families(samples) -> dict:
     return families
 
 
-def judge_guest(possible: int, figures: dict, results: matrix.KernelResults) -> list[str]:
-    """Failures of one guest, whatever its number of possible CPUs."""
+def judge_guest(possible: int, figures: dict, results: matrix.KernelResults, run_name: str = RUN,
+                online_cpus: int = ONLINE_CPUS) -> list[str]:
+    """Failures of one guest (records of run_name), whatever its number of
+    possible CPUs: its maps, scrapes, per-CPU series, storm and check."""
     failures = []
     if not figures["done"]:
         failures.append("the guest script did not finish")
     if figures["possible_cpus"] != possible or figures["online_cpus"] is None or \
-            len(figures["online_cpus"]) != ONLINE_CPUS:
+            len(figures["online_cpus"]) != online_cpus:
         failures.append(f"guest has {figures['possible_cpus']} possible CPUs and {figures['online_cpus']} online, "
-                        f"expected {possible} and {ONLINE_CPUS}")
+                        f"expected {possible} and {online_cpus}")
     if not figures["maps"]:
         failures.append("no BPF map found in the daemon's fdinfo")
     if figures["scrapes"] is None:
         failures.append("no scrape timing")
-    run = results.runs.get(RUN, matrix.Run())
+    run = results.runs.get(run_name, matrix.Run())
     families = per_cpu_families(run.snapshots.get("series", []))
     figures["per_cpu"] = {name: sorted({cpu for cpus in groups.values() for cpu in cpus})
                           for name, groups in families.items()}
@@ -131,7 +133,7 @@ def judge_guest(possible: int, figures: dict, results: matrix.KernelResults) -> 
                                 f"expected one per online CPU {online}")
 
     verdicts = matrix.Verdicts()
-    matrix.judge_check(RUN, run, verdicts)
+    matrix.judge_check(run_name, run, verdicts)
     failures += verdicts.failures
     storm = next((record for record in run.processes if record.workload == STORM), None)
     counted = round(sum(matrix.sum_by(run.snapshots.get(STORM, []), "migwatch_process_migrations_total",
@@ -163,10 +165,12 @@ def judge_big(big: dict, baseline: dict) -> list[str]:
     return failures
 
 
-def print_report(guests: dict) -> None:
-    def cell(value, digits=1):
-        return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+def cell(value, digits=1) -> str:
+    """A figure for a table: "-" when missing."""
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
+
+def print_report(guests: dict) -> None:
     rows = []
     for possible, figures in guests.items():
         per_cpu = figures.get("per_cpu") or {}
@@ -186,12 +190,27 @@ def print_report(guests: dict) -> None:
             print(f"FAIL possible={possible}: {failure}")
 
 
-def main(argv: list) -> int:
-    parser = argparse.ArgumentParser(prog="scale.py", description=__doc__.splitlines()[0])
+def guest_parser(prog: str, description: str, figures_file: str) -> argparse.ArgumentParser:
+    """The options of a test that boots guests with migwatch and mw_workload."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--migwatch", type=Path, required=True, help="the migwatch binary")
     parser.add_argument("--workload", type=Path, required=True, help="the mw_workload binary")
-    parser.add_argument("--work-dir", type=Path, required=True, help="where the logs, image and scale.json go")
-    arguments = parser.parse_args(argv)
+    parser.add_argument("--work-dir", type=Path, required=True,
+                        help=f"where the logs, image and {figures_file} go")
+    return parser
+
+
+def guest_files(arguments: argparse.Namespace, *more: str) -> list:
+    """guest_helpers.sh, migwatch and mw_workload for vm.build_initramfs, and
+    `more` (HOSTPATH:GUESTPATH)."""
+    here = Path(__file__).resolve().parent
+    return [vm.parse_guest_file(spec) for spec in (
+        *more, f"{here / 'guest_helpers.sh'}:/guest_helpers.sh",
+        f"{arguments.migwatch}:/usr/local/bin/migwatch", f"{arguments.workload}:/usr/local/bin/mw_workload")]
+
+
+def main(argv: list) -> int:
+    arguments = guest_parser("scale.py", __doc__.splitlines()[0], "scale.json").parse_args(argv)
     work_dir = arguments.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
     here = Path(__file__).resolve().parent
@@ -199,11 +218,7 @@ def main(argv: list) -> int:
     try:
         kernel = vm.fetch_kernel(KERNEL)
         initrd = work_dir / "initrd.img"
-        vm.build_initramfs(here / "scale_guest.sh", [
-            vm.parse_guest_file(f"{here / 'guest_helpers.sh'}:/guest_helpers.sh"),
-            vm.parse_guest_file(f"{arguments.migwatch}:/usr/local/bin/migwatch"),
-            vm.parse_guest_file(f"{arguments.workload}:/usr/local/bin/mw_workload"),
-        ], GUEST_TIMEOUT_SECONDS, initrd)
+        vm.build_initramfs(here / "scale_guest.sh", guest_files(arguments), GUEST_TIMEOUT_SECONDS, initrd)
     except vm.HarnessError as error:
         print(f"scale: {error}", file=sys.stderr)
         return 1

@@ -33,25 +33,8 @@ taskset -p 1 $$ >/dev/null
 start_migwatch scale || exit 1
 held_workload affinity-running mws-storm $flips affinity-storm --while-running --flips $flips --cpus 0,1
 
-# Only maps have a map_type line; programs and links have a memlock line too.
-for info in /proc/$daemon/fdinfo/*; do
-    awk '/^map_type:/ { type = $2 } /^max_entries:/ { entries = $2 } /^memlock:/ { memlock = $2 }
-         /^map_id:/ { id = $2 }
-         END { if (type != "") print "MWM scale map", id, type, entries, memlock }' "$info"
-done
-
-wget -qO /dev/null "$url" && wget -qO /dev/null "$url" || fail "cannot scrape $url"
-# /proc/uptime counts hundredths of a second: over all the scrapes, that is
-# fine enough for their average.
-started=$(awk '{ printf "%d", $1 * 100 }' /proc/uptime)
-count=0
-while [ $count -lt $scrapes ]; do
-    wget -qO /dev/null "$url" || fail "cannot scrape $url"
-    count=$((count + 1))
-done
-ended=$(awk '{ printf "%d", $1 * 100 }' /proc/uptime)
-echo "MWM scale scrapes $scrapes $((ended - started))"
-scrape series '^[^#]'
+report_maps
+time_scrapes $scrapes
 
 kill $daemon
 wait $daemon || fail "migwatch exited with status $?"

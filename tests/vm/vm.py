@@ -576,7 +576,8 @@ SOFT_LOCKUP = "watchdog: BUG: soft lockup"
 
 
 def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout: int,
-         append: str, log_path: Path, echo, maxcpus: int | None = None) -> BootResult:
+         append: str, log_path: Path, echo, maxcpus: int | None = None,
+         numa_nodes: int | None = None) -> BootResult:
     """Boots the guest; boots it once more if its kernel panicked.
 
     QEMU 7.2's software emulation still crashes a guest kernel now and then
@@ -587,8 +588,11 @@ def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout:
     and a second one fails as before.
 
     maxcpus, when given, is the number of possible CPUs (smp of them online):
-    the kernel sizes per-CPU data, BPF's per-CPU maps included, by it."""
-    result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus)
+    the kernel sizes per-CPU data, BPF's per-CPU maps included, by it.
+    numa_nodes, when given, splits the CPUs and the memory evenly over that
+    many NUMA nodes (numa_arguments)."""
+    result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus,
+                       numa_nodes)
     text = log_path.read_text(errors="replace")
     if result.status is None and (KERNEL_PANIC in text or SOFT_LOCKUP in text):
         # The retry writes the log its readers expect; the failed boot's stays.
@@ -596,12 +600,29 @@ def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout:
         log_path.rename(panicked_log)
         what = "panicked" if KERNEL_PANIC in text else "locked up"
         log(f"{kernel.alias}: the guest kernel {what} under emulation (log: {panicked_log}); booting it once more")
-        result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus)
+        result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus,
+                           numa_nodes)
     return result
 
 
+def numa_arguments(nodes: int, cpus: int, memory_mib: int) -> list[str]:
+    """QEMU options for `nodes` NUMA nodes, each with a contiguous block of
+    the `cpus` (possible) CPUs and an equal share of the memory. QEMU's
+    default distances apply: 10 within a node, 20 between nodes."""
+    if cpus % nodes or memory_mib % nodes:
+        raise HarnessError(f"{nodes} NUMA nodes: {cpus} CPUs and {memory_mib} MiB must divide evenly")
+    per_node_cpus, per_node_mib = cpus // nodes, memory_mib // nodes
+    arguments = []
+    for node in range(nodes):
+        first = node * per_node_cpus
+        arguments += ["-object", f"memory-backend-ram,id=mem{node},size={per_node_mib}M",
+                      "-numa", f"node,nodeid={node},cpus={first}-{first + per_node_cpus - 1},memdev=mem{node}"]
+    return arguments
+
+
 def boot_once(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout: int,
-              append: str, log_path: Path, echo, maxcpus: int | None = None) -> BootResult:
+              append: str, log_path: Path, echo, maxcpus: int | None = None,
+              numa_nodes: int | None = None) -> BootResult:
     # Software emulation even where /dev/kvm exists: on the nested build
     # machines KVM opens but stops the guest with "emulation failure".
     # Without CMPXCHG16B: QEMU 7.2's emulation of it corrupted memory in about
@@ -614,6 +635,8 @@ def boot_once(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_tim
         "-append", f"console=ttyS0 quiet panic=-1 {append}".strip(),
         "-nographic", "-no-reboot", "-nic", "none",
     ]
+    if numa_nodes:
+        command += numa_arguments(numa_nodes, maxcpus or smp, memory_mib)
     host_timeout = guest_timeout + BOOT_ALLOWANCE_SECONDS
     status = None
     kernel_release = "?"
@@ -707,7 +730,7 @@ def command_run(arguments) -> int:
         log(f"{kernel.alias}: booting {kernel.package} {kernel.version} with {arguments.smp} CPUs{possible}")
         result = boot(kernel, initrd, arguments.smp, arguments.memory, arguments.timeout,
                       arguments.append, work_dir / f"{kernel.alias}.log",
-                      lambda line: print(line, flush=True), arguments.maxcpus)
+                      lambda line: print(line, flush=True), arguments.maxcpus, arguments.numa)
         if result.status is None:
             keep()
             report_missing_status(kernel.alias, result)
@@ -740,7 +763,7 @@ def command_matrix(arguments) -> int:
             futures = [
                 pool.submit(boot, kernel, initrd, arguments.smp, arguments.memory, arguments.timeout,
                             arguments.append, work_dir / f"{kernel.alias}.log",
-                            prefixed_echo(kernel.alias), arguments.maxcpus)
+                            prefixed_echo(kernel.alias), arguments.maxcpus, arguments.numa)
                 for kernel in kernels
             ]
             results = [future.result() for future in futures]
@@ -817,6 +840,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         subparser.add_argument("--maxcpus", type=positive_int, metavar="N",
                                help="possible CPUs, --smp of them online (default: as many as "
                                     "--smp; QEMU's pc machine allows at most 255)")
+        subparser.add_argument("--numa", type=positive_int, metavar="NODES",
+                               help="NUMA nodes, the CPUs and the memory split evenly over them "
+                                    "(default: none declared, one node)")
         subparser.add_argument("--memory", type=positive_int, default=1024, metavar="MIB",
                                help="guest memory in MiB (default 1024)")
         subparser.add_argument("--timeout", type=positive_int, default=300, metavar="SECONDS",

@@ -7,11 +7,17 @@
 //   mw_workload exec-loop --count N
 //   mw_workload names --count N [--prefix P]
 //   mw_workload churn --threads N --processes M
+//   mw_workload numa-remote --node X --mib M --away A,... --free F,... --cycles K --seconds S
+//   mw_workload sleepers --threads N [--wake-seconds S]
 //   qemu-system-x86_64 -name guest=NAME,debug-threads=on [-accel A]...   (argv[0] decides)
 //
 // Results are printed as key=value lines on stdout.
+#include <linux/mempolicy.h>
+#include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -334,6 +340,94 @@ int FakeVm(int argc, char** argv) {
   return 0;
 }
 
+// Memory on NUMA node `node`, touched by a thread that starts each of
+// `cycles` cycles by moving itself to the `away` CPUs and then, for
+// `seconds`, may also run on the `free` ones. Automatic NUMA balancing
+// (kernel.numa_balancing=1) sees its faults on `node` and moves it there
+// (sched_move_numa) if `free` has CPUs of that node. Its moves to `away`
+// are affinity changes of its own.
+//
+// The thread's policy binds its memory to `node` with
+// MPOL_F_NUMA_BALANCING (Linux 5.12+): NUMA balancing then scans it (it
+// skips memory under a policy without MPOL_F_MOF, which a plain mbind() or
+// MPOL_BIND gives) but never moves a page off the bound nodes, so the task
+// must move to the memory rather than the memory to the task.
+int NumaRemote(int node, unsigned mib, const std::vector<int>& away, const std::vector<int>& free_cpus,
+               unsigned cycles, double seconds) {
+  const size_t bytes = size_t{mib} << 20, page = sysconf(_SC_PAGESIZE);
+  auto* memory = static_cast<volatile char*>(
+      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (memory == MAP_FAILED) {
+    std::perror("mw_workload: mmap");
+    return 1;
+  }
+  unsigned long nodemask[4] = {};
+  if (node < 0 || node >= static_cast<int>(8 * sizeof(nodemask))) return 2;
+  nodemask[node / (8 * sizeof(long))] = 1UL << (node % (8 * sizeof(long)));
+  if (syscall(SYS_set_mempolicy, MPOL_BIND | MPOL_F_NUMA_BALANCING, nodemask, 8 * sizeof(nodemask))) {
+    std::perror("mw_workload: set_mempolicy");
+    return 1;
+  }
+  auto touch = [&] {
+    for (size_t offset = 0; offset < bytes; offset += page) memory[offset] = memory[offset] + 1;
+  };
+  if (!AllowThread(0, away)) {
+    std::perror("mw_workload: sched_setaffinity");
+    return 1;
+  }
+  touch();  // now: every page is on `node`
+  std::cout << "tid=" << CurrentTid() << std::endl;
+  WaitFor("go");
+  uint64_t passes = 0;
+  for (unsigned cycle = 0; cycle < cycles; ++cycle) {
+    if (!AllowThread(0, away) || !AllowThread(0, free_cpus)) {
+      std::perror("mw_workload: sched_setaffinity");
+      return 1;
+    }
+    auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    while (Clock::now() < end) {
+      touch();
+      ++passes;
+    }
+  }
+  std::cout << "cycles=" << cycles << "\npasses=" << passes << "\ncpu=" << sched_getcpu() << std::endl;
+  WaitFor("quit");
+  return 0;
+}
+
+// `threads` threads that block (or wake every `wake_seconds`), each with a
+// small stack: a host's many mostly idle threads. Ready once all exist.
+int Sleepers(unsigned threads, double wake_seconds) {
+  static double period;
+  period = wake_seconds;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  for (unsigned i = 0; i < threads; ++i) {
+    pthread_t thread;
+    int error = pthread_create(
+        &thread, &attr,
+        [](void*) -> void* {
+          for (;;) {
+            if (period > 0)
+              std::this_thread::sleep_for(std::chrono::duration<double>(period));
+            else
+              pause();
+          }
+          return nullptr;
+        },
+        nullptr);
+    if (error) {
+      std::cerr << "mw_workload: thread " << i << ": " << std::strerror(error) << "\n";
+      return 1;
+    }
+  }
+  std::cout << "threads=" << threads << std::endl;
+  WaitFor("go");
+  WaitFor("quit");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -386,7 +480,24 @@ int main(int argc, char** argv) {
   auto* churn = app.add_subcommand("churn", "Short-lived threads and processes that each migrate once");
   churn->add_option("--threads", threads)->check(CLI::Range(0u, 10000000u));
   churn->add_option("--processes", processes)->check(CLI::Range(0u, 10000000u));
+  int node = 0;
+  unsigned mib = 64, cycles = 1;
+  std::vector<int> away, free_cpus;
+  auto* numa_remote = app.add_subcommand("numa-remote", "Touch memory bound to a node from CPUs of another");
+  numa_remote->add_option("--node", node, "the node the memory is bound to")->required();
+  numa_remote->add_option("--mib", mib)->check(CLI::Range(1u, 65536u));
+  numa_remote->add_option("--away", away, "CPUs each cycle starts on, e.g. 2,3")->delimiter(',')->required();
+  numa_remote->add_option("--free", free_cpus, "CPUs it may then use")->delimiter(',')->required();
+  numa_remote->add_option("--cycles", cycles)->check(CLI::Range(1u, 100000u));
+  numa_remote->add_option("--seconds", seconds, "length of each cycle")->check(CLI::Range(0.0, 86400.0));
+  auto* sleepers = app.add_subcommand("sleepers", "Many threads that sleep");
+  double wake_seconds = 0;
+  sleepers->add_option("--threads", threads)->check(CLI::Range(1u, 1000000u));
+  sleepers->add_option("--wake-seconds", wake_seconds, "each thread wakes this often (default: never)");
   CLI11_PARSE(app, argc, argv);
+
+  if (*numa_remote) return NumaRemote(node, mib, away, free_cpus, cycles, seconds);
+  if (*sleepers) return Sleepers(threads, wake_seconds);
 
   if (*storm) return AffinityStorm(flips, name, cpus, while_running);
   if (*pingpong) return RunPingPong(rounds, cpus);
