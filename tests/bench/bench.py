@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 SCHEMA = "migwatch-bench/1"
-SECTIONS = ("kernel", "slowdown", "daemon", "trace", "vm")
+SECTIONS = ("kernel", "slowdown", "daemon", "trace", "vm", "scale")
 VM_PY = Path(__file__).resolve().parent.parent / "vm" / "vm.py"
 VM_KERNEL = "6.12"
 GUEST_MARKER = "MWBENCH "
@@ -780,8 +780,41 @@ def section_vm(tools, workloads: Workloads, sizes: Sizes) -> dict:
                          for kernel in SLOWDOWN_GUEST_KERNELS]}
 
 
+# The big-host guests of tests/vm: their script, the figures file it writes.
+SCALE_RUNS = (("scale.py", "scale.json"), ("numa.py", "numa.json"))
+
+
+def scale_host(figures: dict, where: str) -> dict:
+    return {"where": where, "possible_cpus": figures["possible_cpus"],
+            "online_cpus": len(figures["online_cpus"] or []), "nodes": figures.get("nodes", 1),
+            "threads": (figures.get("threads") or {}).get("live"), "map_bytes": figures["map_bytes"],
+            "series": figures["series"], "scrape_ms": figures.get("scrape_ms"),
+            "collect_ms": figures.get("collect_ms"), "checks_passed": not figures["failures"]}
+
+
+def section_scale(tools, workloads: Workloads, sizes: Sizes) -> dict:
+    """Big hosts: the vm_scale guests (4 and 255 possible CPUs, 2 online)
+    and the vm_numa guest (CPUs on 4 NUMA nodes, 10,000 threads), run by
+    their own scripts; their figures, and whether their exactness checks
+    held."""
+    hosts = []
+    for script, figures_file in SCALE_RUNS:
+        work = workloads.scratch / Path(script).stem
+        run = subprocess.run([sys.executable, "-B", str(VM_PY.parent / script), "--migwatch", str(tools.migwatch),
+                              "--workload", str(tools.workload), "--work-dir", str(work)],
+                             capture_output=True, text=True)
+        if not (work / figures_file).exists():
+            raise RuntimeError(f"{script} wrote no {figures_file}: {run.stderr.strip()[-300:]}")
+        figures = json.loads((work / figures_file).read_text())
+        if "guests" in figures:
+            hosts += [scale_host(guest, f"guest, Linux {figures['kernel']}") for guest in figures["guests"].values()]
+        else:
+            hosts.append(scale_host(figures["guest"], f"guest, Linux {figures['kernel']}, NUMA"))
+    return {"hosts": hosts}
+
+
 SECTION_RUNNERS = {"kernel": section_kernel, "slowdown": section_slowdown, "daemon": section_daemon,
-                   "trace": section_trace, "vm": section_vm}
+                   "trace": section_trace, "vm": section_vm, "scale": section_scale}
 
 
 # ---------------------------------------------------------------- targets
@@ -924,6 +957,13 @@ def markdown(results: dict) -> str:
                  fmt(l["p99_ms"], 2), fmt(l["max_ms"], 2)] for l in latency]
         out.append("## /metrics scrape latency\n\n"
                    + table(["where", "CPUs", "scrapes", "bytes", "median ms", "p99 ms", "max ms"], rows))
+    if hosts := results.get("scale", {}).get("hosts"):
+        rows = [[h["where"], str(h["possible_cpus"]), str(h["online_cpus"]), str(h["nodes"]),
+                 fmt(h["threads"]) if h["threads"] else "-", fmt(h["map_bytes"] / 2**20, 2), fmt(h["series"]),
+                 fmt(h["scrape_ms"], 1), "yes" if h["checks_passed"] else "**no**"] for h in hosts]
+        out.append("## Big hosts\n\n"
+                   + table(["where", "possible CPUs", "online", "NUMA nodes", "threads", "map MiB", "series",
+                            "scrape ms", "counts exact, checks met"], rows))
     if "trace" in results:
         rows = [[r["run"], fmt(r["storm_flips_per_second"]), fmt(r["events"]), fmt(r["delivered"]),
                  fmt(r["delivered_per_second"]), fmt(r["dropped_ring_buffer_full"]), fmt(r["dropped_over_max_rate"]),

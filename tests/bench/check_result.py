@@ -25,6 +25,8 @@ REQUIRED = {
     "trace": ("runs", {"run": str, "events": int, "delivered": int, "dropped": int, "kernel_migrations": int,
                        "unaccounted": int, "delivered_per_second": NUMBER}),
     "vm": ("scrape_latency", {"where": str, "cpus": int, "scrapes": int, "median_ms": NUMBER, "p99_ms": NUMBER}),
+    "scale": ("hosts", {"where": str, "possible_cpus": int, "online_cpus": int, "map_bytes": int, "series": int,
+                        "scrape_ms": NUMBER, "checks_passed": bool}),
 }
 
 
@@ -45,7 +47,9 @@ def problems(result: dict, sections: list[str]) -> list[str]:
             continue
         for index, entry in enumerate(entries):
             for key, types in fields.items():
-                if not isinstance(entry.get(key), types) or isinstance(entry.get(key), bool):
+                value = entry.get(key)
+                # A bool is an int to isinstance: only a bool field takes one.
+                if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
                     found.append(f"{section}.{list_key}[{index}].{key} is {entry.get(key)!r}")
     runs = result.get("slowdown", {}).get("runs", []) if "slowdown" in sections else []
     runs += result.get("vm", {}).get("slowdown", []) if "vm" in sections else []
