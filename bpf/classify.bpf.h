@@ -110,7 +110,7 @@ static __always_inline void count_affinity_change(struct event *ev, struct task_
 			process_key_of(bpf_get_current_task_btf(), &key, true);
 		else
 			process_key_of(current_task(), &key, false);
-		if (moved && key.tgid == moved_key->tgid && key.start_ns == moved_key->start_ns)
+		if (moved && same_process(&key, moved_key))
 			ps = moved;
 		else
 			ps = current_task_is_btf() ? process_of_task(bpf_get_current_task_btf(), &key, ev)

@@ -107,6 +107,11 @@ struct cpu_state {
 	__u32 run_affinity_changes; /* affinity changes it carried out */
 	__u32 run_moved_deferred; /* the first one is pending (mw_deferred_move) */
 	struct mw_process_key run_moved; /* else the first one's process */
+	/* The process of the task this run took the CPU from, if that task was
+	 * still runnable (its victim); tgid 0: none. The task itself only names
+	 * a new entry (charge_stopper_run). */
+	struct mw_process_key run_victim;
+	__u64 run_victim_task;
 	__u64 preempt_count_addr; /* of this CPU, once found */
 	__u32 in_sched_softirq; /* kernels whose BTF hides preempt_count */
 	__u32 in_move_queued;	/* inside move_queued_task (fentry/fexit) */

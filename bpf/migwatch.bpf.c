@@ -57,7 +57,7 @@ MW_TWINS(sched_migrate_task, handle_migrate(p, dest_cpu, btf), struct task_struc
 
 /* ---- Stopper threads -------------------------------------------------------- */
 
-MW_TWINS(sched_switch, handle_switch(prev, next, btf), bool preempt, struct task_struct *prev,
+MW_TWINS(sched_switch, handle_switch(preempt, prev, next, btf), bool preempt, struct task_struct *prev,
 	 struct task_struct *next)
 MW_TWINS(sched_waking, handle_waking(p, btf), struct task_struct *p)
 /* (cpuhp_enter reads no task: the same handler in both.) */

@@ -156,7 +156,7 @@ static __always_inline void note_requester(struct mw_stopper_request *req, struc
 	process_key_of(cur, &key, btf);
 	/* A storm's flipper asks again and again: its name and kind are read
 	 * when the requester changes (they name a new process entry only). */
-	if (key.tgid == req->requester.tgid && key.start_ns == req->requester.start_ns)
+	if (same_process(&key, &req->requester))
 		return;
 	req->requester = key;
 	req->requester_flags = task_flags(cur, btf);
@@ -261,13 +261,18 @@ static __always_inline __u32 resolve_run_work(const struct cpu_state *st, const 
 }
 
 /* Charges one finished on-CPU interval of this CPU's stopper: to the CPU and
- * the work, to the process that asked for it and to the process whose
- * thread it moved first. Runs on the stopper's own CPU. */
+ * the work, to the process that asked for it, to the process whose thread it
+ * moved first and to the process whose thread it preempted. Runs on the
+ * stopper's own CPU. The preempted task is read only to name a new entry:
+ * it was alive at the run's start, and a run lasts microseconds, but a run
+ * whose end was not traced is charged at the next switch in, when the task
+ * may be gone: the probe read may then at worst name a new entry wrongly,
+ * never fault. */
 static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &cpu);
-	struct mw_process_stats init = {}, *ps;
+	struct mw_process_stats init = {}, *ps, *moved = NULL, *victim;
 	struct mw_process_key kernel = {};
 	const struct mw_process_key *requester = &kernel;
 	struct cpu_state *st;
@@ -302,9 +307,7 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 	if (st->run_moves) {
 		/* A process that asked for its own threads' moves (an affinity
 		 * storm's flipper) is looked up once. */
-		struct mw_process_stats *moved = NULL;
-
-		if (ps && st->run_moved.tgid == requester->tgid && st->run_moved.start_ns == requester->start_ns)
+		if (ps && same_process(&st->run_moved, requester))
 			moved = ps;
 		if (st->run_moved_deferred)
 			moved = req ? settle_deferred_move(req, moved, &ev) : moved;
@@ -313,11 +316,38 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 		if (moved)
 			add(&moved->stopper_moved_ns, dur);
 	}
+	if (st->run_victim.tgid) {
+		/* Most often the moved task itself: its entry is at hand. */
+		if (ps && same_process(&st->run_victim, requester))
+			victim = ps;
+		else if (moved && same_process(&st->run_victim, &st->run_moved))
+			victim = moved;
+		else
+			victim = process_of_task((struct task_struct *)st->run_victim_task, &st->run_victim, &ev);
+		if (victim)
+			add(&victim->stopper_preempted_ns, dur);
+		st->run_victim.tgid = 0;
+	}
 	if (req) {
 		req->work = MW_WORK_NONE;
 		req->numa_tids[0] = 0;
 		req->numa_tids[1] = 0;
 	}
+}
+
+/* The task a stopper run takes the CPU from is its victim if it could still
+ * run: preempted (the tracepoint's `preempt`), or leaving the CPU without
+ * blocking (its state still TASK_RUNNING, as after a yield). A task that
+ * blocks gives the CPU up anyway, and the idle task (tgid 0, like the
+ * kernel key) loses nothing. */
+static __always_inline void note_victim(struct cpu_state *st, struct task_struct *prev, bool preempt,
+					const bool btf)
+{
+	st->run_victim.tgid = 0;
+	if (!preempt && task_state(prev, btf) != 0)
+		return;
+	process_key_of(prev, &st->run_victim, btf);
+	st->run_victim_task = (__u64)prev;
 }
 
 /* Every context switch passes here. On the common path it reads three fields
@@ -327,7 +357,8 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
  * tracepoint), so no clock is read. A switch out that was never seen (a CPU
  * going offline traces nothing) leaves its time to the next switch in,
  * whose runtime includes it. */
-static __always_inline int handle_switch(struct task_struct *prev, struct task_struct *next, const bool btf)
+static __always_inline int handle_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
+					 const bool btf)
 {
 	const bool prev_stopper_prio = MW_READ(btf, prev, prio) == STOPPER_PRIO;
 	const bool next_stopper_prio = MW_READ(btf, next, prio) == STOPPER_PRIO;
@@ -359,6 +390,8 @@ static __always_inline int handle_switch(struct task_struct *prev, struct task_s
 	runtime = MW_READ(btf, next, se.sum_exec_runtime);
 	if (st->stopper_runtime)
 		charge_stopper_run(slot, runtime - st->stopper_runtime); /* its end was not traced */
+	/* After that charge: the earlier run's victim was charged there. */
+	note_victim(st, prev, preempt, btf);
 	/* Non-zero while it runs (event_from_slot): a stopper's very first run
 	 * starts at 0 ns, 1 ns off is nothing. */
 	st->stopper_runtime = runtime ? runtime : 1;

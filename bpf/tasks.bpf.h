@@ -18,6 +18,11 @@ static __always_inline void process_key_of(struct task_struct *t, struct mw_proc
 	key->start_ns = MW_READ(btf, leader, start_boottime);
 }
 
+static __always_inline bool same_process(const struct mw_process_key *a, const struct mw_process_key *b)
+{
+	return a->tgid == b->tgid && a->start_ns == b->start_ns;
+}
+
 /* The entry of `key`, created from `init` if new; the overflow entry once
  * the map is full, so that the count still lands where user space sees it. */
 static __always_inline struct mw_process_stats *process_entry(const struct mw_process_key *key,
@@ -131,8 +136,7 @@ static __noinline __u64 pending_moves_of(const struct mw_process_key *key)
 		if (cpu >= possible_cpus)
 			break;
 		req = bpf_map_lookup_elem(&stopper_requests, &index);
-		if (req && req->deferred.task && req->deferred.counted &&
-		    req->deferred.process.tgid == key->tgid && req->deferred.process.start_ns == key->start_ns)
+		if (req && req->deferred.task && req->deferred.counted && same_process(&req->deferred.process, key))
 			pending++;
 	}
 	return pending;

@@ -475,14 +475,21 @@ def vms():
                 [target(f"sum by (vm) (rate({sel('migwatch_vm_migrations_total', VM_SCOPE)}[{RATE}]))", "{{vm}}")],
             ),
             timeseries(
-                "Stopper CPU per VM",
-                f"migration/N stopper CPU time spent moving each VM's threads. {CPU_SHARE}",
+                "Stopper CPU per VM: moving it, preempting it",
+                "migration/N stopper CPU time spent moving each VM's threads (moving), and taken from its "
+                "threads by stopper runs that preempted them, whatever work they ran (preempted): a VM "
+                "preempted but not moved suffers another's moves on its CPUs. "
+                f"MigwatchVMPreemptedByStopper fires on the preempted share. {CPU_SHARE}",
                 "percentunit",
                 [
                     target(
                         f"sum by (vm) (rate({sel('migwatch_vm_stopper_cpu_seconds_total', VM_SCOPE)}[{RATE}]))",
-                        "{{vm}}",
-                    )
+                        "{{vm}} moving",
+                    ),
+                    target(
+                        f"sum by (vm) (rate({sel('migwatch_vm_stopper_preempted_seconds_total', VM_SCOPE)}[{RATE}]))",
+                        "{{vm}} preempted",
+                    ),
                 ],
             ),
             timeseries(
@@ -512,14 +519,20 @@ def vms():
             ),
             bargauge(
                 "Stopper time per VM over the time range",
-                "Stopper CPU seconds spent moving each VM's threads during the selected time range.",
+                "Stopper CPU seconds spent moving each VM's threads (moving) and taken from them by "
+                "stopper runs that preempted them (preempted) during the selected time range.",
                 "s",
                 [
                     target(
                         f"topk(15, sum by (vm) (increase({sel('migwatch_vm_stopper_cpu_seconds_total', VM_SCOPE)}[$__range])))",
-                        "{{vm}}",
+                        "{{vm}} moving",
                         instant=True,
-                    )
+                    ),
+                    target(
+                        f"topk(15, sum by (vm) (increase({sel('migwatch_vm_stopper_preempted_seconds_total', VM_SCOPE)}[$__range])))",
+                        "{{vm}} preempted",
+                        instant=True,
+                    ),
                 ],
             ),
             state_timeline(

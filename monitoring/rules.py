@@ -96,6 +96,7 @@ def rules(s):
     reason_rate = f"instance_reason:migwatch_migrations:rate{w}"
     cpu_rate = f"instance_cpu:migwatch_stopper_cpu_seconds:rate{w}"
     requester_rate = f"instance_requester:migwatch_affinity_changes:rate{w}"
+    vm_preempted_rate = f"instance_vm:migwatch_vm_stopper_preempted_seconds:rate{w}"
     lm_duration = "instance:migwatch_qemu_migration_duration_seconds:max"
     lm_running = "(time() - migwatch_qemu_migration_start_time_seconds)"
 
@@ -107,6 +108,10 @@ def rules(s):
         {
             "record": cpu_rate,
             "expr": f"sum by (job, instance, cpu) (rate(migwatch_stopper_cpu_seconds_total[{w}]))",
+        },
+        {
+            "record": vm_preempted_rate,
+            "expr": f"sum by (job, instance, vm) (rate(migwatch_vm_stopper_preempted_seconds_total[{w}]))",
         },
         {
             "record": requester_rate,
@@ -157,6 +162,22 @@ def rules(s):
                 f'{s["stopper_cpu_for"]} (the softlockup watchdog alone costs about 0.001%). '
                 "migwatch_stopper_work_seconds_total shows which work it runs and "
                 "migwatch_stopper_requester_seconds_total which process asks for it."
+            ),
+        },
+        {
+            "alert": "MigwatchVMPreemptedByStopper",
+            "expr": f'{vm_preempted_rate} > {s["vm_preempted_ratio"]}',
+            "for": s["vm_preempted_for"],
+            "severity": "warning",
+            "summary": "VM {{ $labels.vm }} on {{ $labels.instance }} loses "
+            "{{ $value | humanizePercentage }} of a CPU to migration/N",
+            "description": (
+                "For " + s["vm_preempted_for"] + ", migration/N stopper threads have preempted the threads "
+                "of VM {{ $labels.vm }} (its vCPUs) for more than "
+                f'{float(s["vm_preempted_ratio"]) * 100:g}% of one CPU, whatever work they ran: often '
+                "another VM's vCPUs being repinned on the same host CPUs. "
+                "migwatch_vm_stopper_cpu_seconds_total shows which VMs are being moved, and "
+                "migwatch_stopper_requester_seconds_total which process asks for the moves."
             ),
         },
         {

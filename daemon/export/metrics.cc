@@ -134,11 +134,14 @@ void AddAttributionFamilies(const AttributionTotals& t, std::vector<MetricFamily
   constexpr double kSeconds = 1 / kNsPerSecond;
   out->push_back(ByNameAndReason("migwatch_process_migrations_total", t.process_migrations));
   out->push_back(ByName("migwatch_process_stopper_cpu_seconds_total", t.process_stopper_ns, kSeconds, true));
+  out->push_back(
+      ByName("migwatch_process_stopper_preempted_seconds_total", t.process_stopper_preempted_ns, kSeconds, true));
   out->push_back(ByName("migwatch_stopper_requester_seconds_total", t.requester_stopper_ns, kSeconds, false));
   out->push_back(ByName("migwatch_stopper_requester_runs_total", t.requester_stopper_runs, 1, false));
   out->push_back(ByName("migwatch_affinity_changes_total", t.affinity_changes, 1, true));
   out->push_back(ByNameAndReason("migwatch_vm_migrations_total", t.vm_migrations));
   out->push_back(ByName("migwatch_vm_stopper_cpu_seconds_total", t.vm_stopper_ns, kSeconds, false));
+  out->push_back(ByName("migwatch_vm_stopper_preempted_seconds_total", t.vm_stopper_preempted_ns, kSeconds, false));
   out->push_back(ByName("migwatch_vm_vcpus", t.vm_vcpus, 1, false));
   out->push_back(ByName("migwatch_vm_vcpu_delay_seconds_total", t.vm_vcpu_delay_ns, kSeconds, false));
 

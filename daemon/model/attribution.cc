@@ -21,6 +21,7 @@ uint64_t Growth(uint64_t now, uint64_t last) { return now >= last ? now - last :
 void KeepHigher(mw_process_stats* last, const mw_process_stats& now) {
   for (int r = 0; r < MW_REASON_COUNT; ++r) last->migrations[r] = std::max(last->migrations[r], now.migrations[r]);
   last->stopper_moved_ns = std::max(last->stopper_moved_ns, now.stopper_moved_ns);
+  last->stopper_preempted_ns = std::max(last->stopper_preempted_ns, now.stopper_preempted_ns);
   last->stopper_requested_ns = std::max(last->stopper_requested_ns, now.stopper_requested_ns);
   last->stopper_requested_runs = std::max(last->stopper_requested_runs, now.stopper_requested_runs);
   last->affinity_changes = std::max(last->affinity_changes, now.affinity_changes);
@@ -31,7 +32,8 @@ void KeepHigher(mw_process_stats* last, const mw_process_stats& now) {
 bool CountsUpTo(const mw_process_stats& a, const mw_process_stats& b) {
   for (int r = 0; r < MW_REASON_COUNT; ++r)
     if (a.migrations[r] > b.migrations[r]) return false;
-  return a.stopper_moved_ns <= b.stopper_moved_ns && a.stopper_requested_ns <= b.stopper_requested_ns &&
+  return a.stopper_moved_ns <= b.stopper_moved_ns && a.stopper_preempted_ns <= b.stopper_preempted_ns &&
+         a.stopper_requested_ns <= b.stopper_requested_ns &&
          a.stopper_requested_runs <= b.stopper_requested_runs && a.affinity_changes <= b.affinity_changes;
 }
 
@@ -102,17 +104,22 @@ void Attribution::Charge(const ProcessIdentity& id, const mw_process_stats& from
     moved += grew[r];
   }
   const uint64_t moved_ns = Growth(to.stopper_moved_ns, from.stopper_moved_ns);
-  if (moved || moved_ns) {
-    process_labels_.Observe(id.name, {.migrations = moved, .stopper_ns = moved_ns});
+  const uint64_t preempted_ns = Growth(to.stopper_preempted_ns, from.stopper_preempted_ns);
+  if (moved || moved_ns || preempted_ns) {
+    // The stopper time a process lost ranks it as much as the time spent
+    // moving it: a VM whose vCPUs only suffer another's storm keeps a label.
+    process_labels_.Observe(id.name, {.migrations = moved, .stopper_ns = moved_ns + preempted_ns});
     const std::string label = process_labels_.Label(id.name, now);
     auto& p = totals_.process_migrations[label];
     for (int r = 0; r < MW_REASON_COUNT; ++r) p[r] += grew[r];
     totals_.process_stopper_ns[label] += moved_ns;
+    totals_.process_stopper_preempted_ns[label] += preempted_ns;
     if (!id.vm.empty()) {
       const std::string vm = vm_labels_.Label(id.vm, now);
       auto& v = totals_.vm_migrations[vm];
       for (int r = 0; r < MW_REASON_COUNT; ++r) v[r] += grew[r];
       totals_.vm_stopper_ns[vm] += moved_ns;
+      totals_.vm_stopper_preempted_ns[vm] += preempted_ns;
     }
   }
   const uint64_t requested_ns = Growth(to.stopper_requested_ns, from.stopper_requested_ns);
@@ -196,6 +203,7 @@ void Attribution::Relabel(LabelFolder::Clock::time_point now) {
   for (const auto& name : process_labels_.TakeEvicted()) {
     totals_.process_migrations.erase(name);
     totals_.process_stopper_ns.erase(name);
+    totals_.process_stopper_preempted_ns.erase(name);
   }
   for (const auto& name : requester_labels_.TakeEvicted()) {
     totals_.requester_stopper_ns.erase(name);
@@ -205,6 +213,7 @@ void Attribution::Relabel(LabelFolder::Clock::time_point now) {
   for (const auto& name : vm_labels_.TakeEvicted()) {
     totals_.vm_migrations.erase(name);
     totals_.vm_stopper_ns.erase(name);
+    totals_.vm_stopper_preempted_ns.erase(name);
     totals_.vm_vcpus.erase(name);
     totals_.vm_vcpu_delay_ns.erase(name);
   }

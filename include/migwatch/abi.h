@@ -195,6 +195,10 @@ struct mw_process_stats {
 	__u64 migrations[MW_REASON_COUNT]; /* [MW_REASON_WAKEUP]: see above */
 	__u64 exited_migrations; /* se.nr_migrations of its exited threads */
 	__u64 stopper_moved_ns;	    /* stopper time spent moving its threads */
+	/* stopper time of runs that took the CPU from one of its threads while
+	 * that thread could still run (preempted it): the CPU time the stopper
+	 * cost this process, whoever's work it ran */
+	__u64 stopper_preempted_ns;
 	__u64 stopper_requested_ns; /* stopper time it asked for */
 	__u64 stopper_requested_runs;
 	__u64 affinity_changes; /* its affinity changes that moved a task */

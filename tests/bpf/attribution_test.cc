@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "migwatch/model/labels.h"
@@ -27,6 +29,7 @@
 #include "support/names.h"
 #include "support/process.h"
 #include "support/require.h"
+#include "support/stopper_trace.h"
 
 namespace migwatch {
 namespace {
@@ -459,6 +462,150 @@ TEST(Attribution, VcpuDelayCountsToTheThreadsExit) {
   EXPECT_NEAR(static_cast<double>(counted), static_cast<double>(final_delay), 0.01 * static_cast<double>(final_delay));
   fake.Send("quit");
   EXPECT_EQ(fake.Wait(), 0);
+}
+
+
+// A snapshot taken while no stopper of `stoppers` runs, with a mark written
+// into `trace` at the same moment: their schedstat runtime is the same before
+// the mark and after the snapshot, so every stopper run lies on one side of
+// both. Returns the mark's text (one per attempt); nullopt if a stopper ran
+// across every attempt.
+std::optional<std::string> MarkedSnapshot(Session& session, testing::StopperTrace& trace, const std::string& mark,
+                                          const std::vector<pid_t>& stoppers, Snapshot* snapshot) {
+  const auto runtimes = [&] {
+    std::vector<std::optional<uint64_t>> r;
+    for (pid_t pid : stoppers) r.push_back(testing::SchedstatRuntimeNs(pid));
+    return r;
+  };
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const std::string text = mark + "-" + std::to_string(attempt);
+    const auto before = runtimes();
+    trace.Mark(text);
+    *snapshot = session.TakeSnapshot();
+    if (before == runtimes()) return text;
+  }
+  return std::nullopt;
+}
+
+// Two VMs share the CPUs, and a third process (this test) repins the vCPU
+// threads of one of them while they run, so that migration/N runs. Each run
+// is charged to the VM whose thread it took the CPU from, compared with the
+// kernel's own trace of the stoppers: sched_switch names the task each run
+// preempted, sched_stat_runtime what the run cost.
+//
+// A run that moves a running thread preempts that very thread, so the
+// flips' runs preempt the flipped VM. The other VM loses the runs of work
+// queued for a CPU rather than for a task, whichever task holds it: the
+// watchdog's, every 4 s on every CPU. Its vCPUs hold their CPUs most of the
+// time (nice -10 against the flipped VM's 0), and the flips go on until
+// migwatch has charged it some (the trace then says whether rightly), for
+// at most 40 s.
+TEST(Attribution, StopperRunsAreChargedToTheVmTheyPreempt) {
+  MIGWATCH_REQUIRE_BPF();
+  const auto cpus = workload::AllowedCpus();
+  ASSERT_GE(cpus.size(), 2u);
+  const int a = cpus[0], b = cpus[1];
+  // Loaded before the VMs spin: the verifier needs a CPU too.
+  auto session = OpenSession();
+  ASSERT_TRUE(session);
+  const std::string victim = UniqueName("mwt-victim-"), flipped = UniqueName("mwt-flipped-");
+  // Each fake VM's two busy vCPU threads are pinned to a and b.
+  const auto fake_vm = [](const std::string& name) {
+    return std::make_unique<Subprocess>(
+        MW_WORKLOAD_PATH,
+        std::vector<std::string>{"qemu-system-x86_64", "-name", "guest=" + name + ",debug-threads=on"});
+  };
+  auto victim_vm = fake_vm(victim), flipped_vm = fake_vm(flipped);
+  const auto f0 = flipped_vm->ValueOf("vcpu0_tid"), f1 = flipped_vm->ValueOf("vcpu1_tid");
+  const auto v0 = victim_vm->ValueOf("vcpu0_tid"), v1 = victim_vm->ValueOf("vcpu1_tid");
+  ASSERT_TRUE(v0 && v1 && f0 && f1);
+  for (const auto& tid : {*v0, *v1}) ASSERT_EQ(setpriority(PRIO_PROCESS, std::stoi(tid), -10), 0);
+  std::string error;
+  auto trace = testing::StopperTrace::Start({a, b}, &error);
+  ASSERT_TRUE(trace) << error;
+  const std::vector<pid_t> stoppers = {*testing::StopperPid(a), *testing::StopperPid(b)};
+
+  Snapshot s0, s1;
+  const auto begin = MarkedSnapshot(*session, *trace, "mwt-begin", stoppers, &s0);
+  ASSERT_TRUE(begin) << "a stopper ran during each of 20 snapshots";
+  // A few ms apart, so that each flipped thread has settled on its new CPU
+  // and often runs there when it is moved on: back to back, the next flip
+  // would find it still queued and move it without the stopper.
+  uint64_t flips = 0;
+  const auto give_up = std::chrono::steady_clock::now() + 40s;
+  do {
+    for (const auto until = std::chrono::steady_clock::now() + 4s; std::chrono::steady_clock::now() < until; ++flips) {
+      ASSERT_TRUE(workload::PinThread(std::stoi(*f0), flips % 2 ? a : b));
+      ASSERT_TRUE(workload::PinThread(std::stoi(*f1), flips % 2 ? b : a));
+      std::this_thread::sleep_for(2ms);
+    }
+  } while (ValueOr0(session->TakeSnapshot().attribution.vm_stopper_preempted_ns, victim) ==
+               ValueOr0(s0.attribution.vm_stopper_preempted_ns, victim) &&
+           std::chrono::steady_clock::now() < give_up);
+  ASSERT_TRUE(testing::WaitForStoppersToSleep({a, b}, 2s)) << "a stopper kept running";
+  const auto end = MarkedSnapshot(*session, *trace, "mwt-end", stoppers, &s1);
+  ASSERT_TRUE(end) << "a stopper ran during each of 20 snapshots";
+  const auto runs = trace->Runs(*begin, *end, &error);
+  ASSERT_TRUE(runs) << error;
+
+  // The kernel's answer: each run's time, by the process of the task it
+  // preempted. Neither VM starts or ends a thread meanwhile.
+  const auto threads = [](pid_t pid) {
+    const auto tids = testing::ThreadsOf(pid);
+    return std::set<pid_t>(tids.begin(), tids.end());
+  };
+  const std::set<pid_t> victim_tids = threads(victim_vm->pid()), flipped_tids = threads(flipped_vm->pid());
+  uint64_t truth_total = 0, truth_victim = 0, truth_flipped = 0, victim_runs = 0, flipped_runs = 0, other_runs = 0,
+           no_victim_runs = 0;
+  for (const auto& run : *runs) {
+    truth_total += run.runtime_ns;
+    if (victim_tids.count(run.preempted_tid)) {
+      truth_victim += run.runtime_ns;
+      ++victim_runs;
+    } else if (flipped_tids.count(run.preempted_tid)) {
+      truth_flipped += run.runtime_ns;
+      ++flipped_runs;
+    } else if (run.preempted_tid) {
+      ++other_runs;
+    } else {
+      ++no_victim_runs;
+    }
+  }
+  const auto grew = [](const std::map<std::string, uint64_t>& before, const std::map<std::string, uint64_t>& after,
+                       const std::string& name) { return ValueOr0(after, name) - ValueOr0(before, name); };
+  const uint64_t preempted_victim =
+      grew(s0.attribution.vm_stopper_preempted_ns, s1.attribution.vm_stopper_preempted_ns, victim);
+  const uint64_t preempted_flipped =
+      grew(s0.attribution.vm_stopper_preempted_ns, s1.attribution.vm_stopper_preempted_ns, flipped);
+  const uint64_t moved_flipped = grew(s0.attribution.vm_stopper_ns, s1.attribution.vm_stopper_ns, flipped);
+  const uint64_t moved_victim = grew(s0.attribution.vm_stopper_ns, s1.attribution.vm_stopper_ns, victim);
+  uint64_t stopper_ns = 0;
+  for (int cpu : {a, b}) stopper_ns += s1.counters.cpus[cpu].stopper_run_ns - s0.counters.cpus[cpu].stopper_run_ns;
+  std::printf(
+      "%lu flips; %zu stopper runs on CPUs %d,%d, %.3f ms (migwatch %.3f ms); %lu preempted another "
+      "task, %lu none\n",
+      flips, runs->size(), a, b, truth_total / 1e6, stopper_ns / 1e6, other_runs, no_victim_runs);
+  std::printf("victim VM %s: preempted by %lu runs, %.3f ms; migwatch preempted %.3f ms, moved %.3f ms\n",
+              victim.c_str(), victim_runs, truth_victim / 1e6, preempted_victim / 1e6, moved_victim / 1e6);
+  std::printf("flipped VM %s: preempted by %lu runs, %.3f ms; migwatch preempted %.3f ms, moved %.3f ms\n",
+              flipped.c_str(), flipped_runs, truth_flipped / 1e6, preempted_flipped / 1e6, moved_flipped / 1e6);
+
+  // The trace saw the runs migwatch counted. Not to the nanosecond: in one
+  // of a few runs of this test the two totals differed by 19 us of 6.2 ms
+  // (0.3%), a difference not explained yet.
+  EXPECT_NEAR(static_cast<double>(stopper_ns), static_cast<double>(truth_total), 0.05 * truth_total);
+  EXPECT_GT(victim_runs, 0u) << "no stopper run preempted the victim VM: nothing to compare";
+  EXPECT_NEAR(static_cast<double>(preempted_victim), static_cast<double>(truth_victim), 0.05 * truth_victim);
+  EXPECT_GT(flipped_runs, 0u);
+  EXPECT_NEAR(static_cast<double>(preempted_flipped), static_cast<double>(truth_flipped), 0.05 * truth_flipped);
+  // The flipped VM's threads were moved by the stopper, as before; the
+  // victim's were not.
+  EXPECT_GT(moved_flipped, 0u);
+  EXPECT_EQ(moved_victim, 0u);
+  victim_vm->Send("quit");
+  flipped_vm->Send("quit");
+  EXPECT_EQ(victim_vm->Wait(), 0);
+  EXPECT_EQ(flipped_vm->Wait(), 0);
 }
 
 // libvirt forks a child that migrates under libvirt's name, then execs

@@ -441,6 +441,27 @@ TEST(AttributionFold, WhatAProcessAskedForGoesToItsRequesterLabel) {
   EXPECT_EQ(t.process_migrations.count("numad"), 0u);
 }
 
+// A VM that is never moved but whose vCPUs the stopper preempts: its lost
+// time goes to its process and VM labels, growth only, and it ranks for a
+// label like time spent moving it.
+TEST(AttributionFold, StopperTimeAVmLostGoesToItsProcessAndVm) {
+  TableDirectory directory;
+  directory.identities[100] = {"qemu-system-x86", "guest1", false};
+  Attribution a(directory, 20, 20);
+  ProcessEntry e = Reading(Key(100), "qemu-system-x86", {});
+  e.stats.stopper_preempted_ns = 7000;
+  a.Fold({e}, {});
+  e.stats.stopper_preempted_ns = 9000;
+  a.Fold({e}, {});
+  a.Fold({e}, {});
+  const AttributionTotals& t = a.totals();
+  EXPECT_EQ(t.process_stopper_preempted_ns.at("qemu-system-x86"), 9000u);
+  EXPECT_EQ(t.vm_stopper_preempted_ns.at("guest1"), 9000u);
+  // Moving it took nothing.
+  EXPECT_EQ(t.vm_stopper_ns.at("guest1"), 0u);
+  EXPECT_EQ(t.process_stopper_ns.at("qemu-system-x86"), 0u);
+}
+
 VcpuReading Vcpu(const std::string& vm, uint32_t tgid, uint32_t tid, uint64_t run_delay_ns) {
   return VcpuReading{vm, tgid, tid, run_delay_ns};
 }

@@ -11,12 +11,19 @@
 
 namespace migwatch::testing {
 
-std::optional<uint64_t> LiveThreadMigrations(pid_t pid) {
+std::vector<pid_t> ThreadsOf(pid_t pid) {
+  std::vector<pid_t> tids;
   std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
+    tids.push_back(std::stoi(task.path().filename()));
+  return tids;
+}
+
+std::optional<uint64_t> LiveThreadMigrations(pid_t pid) {
   uint64_t sum = 0;
   bool any = false;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    if (auto n = ReadNrMigrations(pid, std::stoi(task.path().filename()))) {
+  for (pid_t tid : ThreadsOf(pid)) {
+    if (auto n = ReadNrMigrations(pid, tid)) {
       sum += *n;
       any = true;
     }

@@ -18,6 +18,9 @@ namespace migwatch::testing {
 /// count: ReadNrMigrations() of migwatch/kernel/proc/sched.h.
 std::optional<uint64_t> LiveThreadMigrations(pid_t pid);
 
+/// tids of the threads of process `pid` now (none if it is gone).
+std::vector<pid_t> ThreadsOf(pid_t pid);
+
 /// pid of the migration/<cpu> stopper thread, from /proc.
 std::optional<pid_t> StopperPid(int cpu);
 

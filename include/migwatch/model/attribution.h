@@ -28,11 +28,14 @@ using ReasonCounts = std::array<uint64_t, MW_REASON_COUNT>;
 struct AttributionTotals {
   std::map<std::string, ReasonCounts> process_migrations;
   std::map<std::string, uint64_t> process_stopper_ns;  ///< stopper time moving its threads
+  /// stopper time of runs that preempted one of its threads
+  std::map<std::string, uint64_t> process_stopper_preempted_ns;
   std::map<std::string, uint64_t> requester_stopper_ns;
   std::map<std::string, uint64_t> requester_stopper_runs;
   std::map<std::string, uint64_t> affinity_changes;
   std::map<std::string, ReasonCounts> vm_migrations;
   std::map<std::string, uint64_t> vm_stopper_ns;
+  std::map<std::string, uint64_t> vm_stopper_preempted_ns;
   /// Live vCPU threads: 0 once a VM's threads are gone, until its label
   /// ends with its other series.
   std::map<std::string, uint64_t> vm_vcpus;
