@@ -1,7 +1,7 @@
 # Checks of the migwatch package on a systemd host, run with /bin/sh (dash)
 # inside a Debian 12 guest whose PID 1 is systemd (tests/vm/systemd_host.py
 # builds the root filesystem, boots it and judges). Started at the end of
-# the boot by migwatch-systest.service, as root, with the package files in
+# the boot by systemd-host-check.service, as root, with the package files in
 # /root/systest. Prints one line per check,
 #   SYSHOST PASS NAME: DETAIL      or      SYSHOST FAIL NAME: DETAIL
 # figures as "SYSHOST INFO ...", and ends with the harness's exit marker.
@@ -341,8 +341,9 @@ named_files=$(find / /run /tmp /var/tmp -xdev \( -path /proc -o -path /sys -o -p
     -name '*migwatch*' -print 2>/dev/null | grep -v -e "^$dir" -e '^/proc' | sort -u | tr '\n' ' ')
 processes=$(grep -l -x migwatch /proc/[0-9]*/comm 2>/dev/null | tr '\n' ' ')
 load_state=$(prop LoadState)
-status_after=$(dpkg-query -W -f '${db:Status-Status}' migwatch 2>/dev/null || echo unknown)
-[ $apt_status = 0 -a "$status_after" = not-installed -a "$load_state" = not-found -a -z "$remaining" -a -z "$named_files" -a -z "$processes" ]
+# dpkg forgets a purged package entirely, or lists it as not-installed.
+status_after=$(dpkg-query -W -f '${db:Status-Status}' migwatch 2>/dev/null) || status_after=unknown-to-dpkg
+[ $apt_status = 0 ] && [ "$status_after" = not-installed -o "$status_after" = unknown-to-dpkg ] && [ "$load_state" = not-found -a -z "$remaining" -a -z "$named_files" -a -z "$processes" ]
 ok=$?
 verdict purge $ok "apt-get purge exit $apt_status; dpkg status '$status_after'; LoadState=$load_state; package files left:${remaining:- none}; files named *migwatch*: ${named_files:-none}; processes: ${processes:-none}"
 no_leftovers purge-leaves-nothing
