@@ -26,8 +26,9 @@ watchdog_slack_sec=15
 . "$dir/guest_helpers.sh"
 
 echo "MIGWATCH-GUEST-KERNEL=$(uname -r) cpus=$(nproc)"
-# Kernel messages would break result lines on the console.
-dmesg -n 1
+# Kernel messages would break result lines on the console; errors still
+# show (RCU stalls, hung tasks, soft lockups), for a guest that hangs.
+dmesg -n 4
 # The workload must not migrate before exec gives it its name: this shell
 # stays on CPU 0 (see matrix_guest.sh).
 taskset -p 1 $$ >/dev/null
@@ -49,6 +50,21 @@ verdict() {
     if [ "$2" = 0 ]; then pass "$1" "$3"; else failed "$1" "$3"; fi
 }
 info() { echo "SYSHOST INFO $*"; }
+# step NAME: where the script is, for a guest that stops answering.
+step() { echo "SYSHOST STEP $1 at $(cut -d' ' -f1 /proc/uptime) s"; }
+# bounded SECONDS COMMAND...: a command that must not hang the whole run;
+# on a timeout, what systemd knows of the unit goes to the console.
+bounded() {
+    limit=$1
+    shift
+    timeout -k 5 "$limit" "$@"
+    bounded_status=$?
+    if [ $bounded_status = 124 ] || [ $bounded_status = 137 ]; then
+        info "$* did not end within $limit s"
+        systemctl status --no-pager -n 20 $unit 2>&1 | sed 's/^/SYSHOST INFO status: /'
+    fi
+    return $bounded_status
+}
 uptime_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 prop() { systemctl show -p "$1" --value $unit; }
 is_active() { [ "$(systemctl is-active $unit)" = active ]; }
@@ -107,7 +123,9 @@ no_leftovers() {
 # probe_modes URL: "probe=mode" of every probe, sorted, on one line.
 probe_modes() {
     wget -qO- "$1" | awk -F'"' '/^migwatch_probe_attached\{/ {
-        split($0, value, " "); print $2 "=" $4 (value[2] + 0 == 1 ? "" : "(not-attached)") }' | sort | tr '\n' ' '
+        split($0, value, " ")
+        print $2 "=" $4 (value[2] + 0 == 1 ? "" : ($6 == "true" ? "(not-attached,REQUIRED)" : "(not-attached)")) }' |
+        sort | tr '\n' ' '
 }
 
 # metric_sum URL REGEX: the sum of the samples of the lines matching REGEX.
@@ -116,6 +134,7 @@ metric_sum() {
 }
 
 # ---------------------------------------------------------------- install
+step install
 
 bpf_objects >"$work/bpf-baseline"
 info "boot $(systemd-analyze 2>/dev/null | head -1)"
@@ -127,7 +146,7 @@ version=$(dpkg-deb -f "$deb" Version)
 upgrade_version=$(dpkg-deb -f "$upgrade_deb" Version)
 
 started=$(uptime_ms)
-apt-get install -y -q "$deb" >"$work/apt-install.log" 2>&1
+bounded 300 apt-get install -y -q "$deb" >"$work/apt-install.log" 2>&1
 apt_status=$?
 ended=$(uptime_ms)
 info "apt install took $((ended - started)) ms"
@@ -140,6 +159,7 @@ ok=$?
 verdict install $ok "offline apt-get install of the package: $installed"
 
 # ---------------------------------------------------------------- active
+step active
 
 # The postinst starts the unit; with Type=notify, systemctl start returns
 # once the daemon sent READY=1, so the unit is active and serving now.
@@ -186,15 +206,24 @@ verdict capabilities $ok "CapEff $cap_eff CapPrm $cap_prm (expected $expected_na
 unit_modes=$(probe_modes "$url")
 info "probe modes under the unit: $unit_modes"
 case "$unit_modes" in
-    *"(not-attached)"*) detached=yes ;;
+    *"(not-attached,REQUIRED)"*) detached=yes ;;
     *) detached=no ;;
 esac
+# An optional probe attached nowhere: is its function in this kernel at all?
+for probe in $(echo "$unit_modes" | tr ' ' '\n' | sed -n 's/=.*(not-attached)$//p'); do
+    if grep -q -E " $probe(\.[a-z]+\.[0-9]+)*\$" /proc/kallsyms; then
+        info "optional probe $probe not attached; the kernel has the function"
+    else
+        info "optional probe $probe not attached; the kernel has no such function"
+    fi
+done
 
 bpf_objects >"$work/bpf-run1"
 comm -13 "$work/bpf-baseline" "$work/bpf-run1" | not_systemds >"$work/owned-run1"
 info "BPF programs and maps of the running daemon: $(grep -c '^prog' "$work/owned-run1") programs, $(grep -c '^map' "$work/owned-run1") maps"
 
 # ---------------------------------------------------------------- storm
+step storm
 
 # The storm's own flips, counted by the kernel (se.nr_migrations of every
 # thread, read while the process is stopped) and by the daemon of the unit.
@@ -228,17 +257,18 @@ verdict affinity-changes $ok "migwatch_affinity_changes_total{requester=\"mws-st
 
 # migwatch check: a storm of its own compared with the kernel, as root.
 # This shell stays on CPU 0; check moves a thread of its own between CPUs.
-taskset -c "$(cat /sys/devices/system/cpu/online)" migwatch check >"$work/check.out" 2>&1
+bounded 240 taskset -c "$(cat /sys/devices/system/cpu/online)" migwatch check >"$work/check.out" 2>&1
 check_status=$?
 [ $check_status = 0 ]
 ok=$?
 verdict migwatch-check $ok "exit $check_status: $(grep -i storm "$work/check.out" | head -1)"
 
 # ---------------------------------------------------------------- restart
+step restart
 
 pid_before=$pid
 started=$(uptime_ms)
-systemctl restart $unit
+bounded 180 systemctl restart $unit
 restarted=$(uptime_ms)
 pid=$(prop MainPID)
 bpf_objects >"$work/bpf-run2"
@@ -249,11 +279,13 @@ comm -13 "$work/bpf-baseline" "$work/bpf-run2" | not_systemds >"$work/owned-run2
 ok=$?
 verdict restart $ok "systemctl restart took $((restarted - started)) ms; pid $pid_before -> $pid; objects of the first run still held: ${gone:-none}; programs $(grep -c '^prog' "$work/owned-run1") -> $(grep -c '^prog' "$work/owned-run2"), maps $(grep -c '^map' "$work/owned-run1") -> $(grep -c '^map' "$work/owned-run2")"
 
-systemctl stop $unit
+bounded 180 systemctl stop $unit
 no_leftovers stop-leaves-nothing
 
 # The same binary as root, without the unit: every probe must get the mode
-# it gets under the unit (none lost to the sandbox).
+# it gets under the unit (none lost to the sandbox), and every required
+# probe must be attached.
+step root-run
 /usr/sbin/migwatch --web.listen-address=127.0.0.1:$root_port >"$work/root-daemon.log" 2>&1 &
 root_daemon=$!
 if wait_serving http://127.0.0.1:$root_port/metrics 240; then
@@ -268,12 +300,13 @@ ok=$?
 verdict probes $ok "under the unit: $unit_modes| as root without it: $root_modes"
 no_leftovers root-run-leaves-nothing
 
-systemctl start $unit
+bounded 180 systemctl start $unit
 is_active
 ok=$?
 verdict start-again $ok "systemctl start: $(systemctl is-active $unit)"
 
 # ---------------------------------------------------------------- watchdog
+step watchdog
 
 # A stopped daemon sends no WATCHDOG=1: systemd aborts it after WatchdogSec
 # and starts it again RestartSec later.
@@ -309,10 +342,11 @@ ok=$?
 verdict watchdog-leaves-nothing $ok "objects of the aborted daemon still held: ${gone:-none}; programs now $(grep -c '^prog' "$work/owned-run3")"
 
 # ---------------------------------------------------------------- upgrade
+step upgrade
 
 pid_before=$(prop MainPID)
 started=$(uptime_ms)
-apt-get install -y -q "$upgrade_deb" >"$work/apt-upgrade.log" 2>&1
+bounded 300 apt-get install -y -q "$upgrade_deb" >"$work/apt-upgrade.log" 2>&1
 apt_status=$?
 ended=$(uptime_ms)
 pid=$(prop MainPID)
@@ -328,9 +362,10 @@ verdict upgrade $ok "apt-get install $version -> $upgrade_version: exit $apt_sta
 [ $apt_status = 0 ] || tail -5 "$work/apt-upgrade.log"
 
 # ---------------------------------------------------------------- purge
+step purge
 
 dpkg -L migwatch >"$work/package-files"
-apt-get purge -y -q migwatch >"$work/apt-purge.log" 2>&1
+bounded 300 apt-get purge -y -q migwatch >"$work/apt-purge.log" 2>&1
 apt_status=$?
 remaining=""
 while read -r path; do
