@@ -82,7 +82,7 @@ wait_active() {
 # wait_serving URL SECONDS
 wait_serving() {
     waited=0
-    until wget -qO /dev/null "$1" 2>/dev/null; do
+    until wget -T 15 -t 1 -qO /dev/null "$1" 2>/dev/null; do
         [ $waited -ge $(($2 * 10)) ] && return 1
         sleep 0.1
         waited=$((waited + 1))
@@ -122,7 +122,7 @@ no_leftovers() {
 
 # probe_modes URL: "probe=mode" of every probe, sorted, on one line.
 probe_modes() {
-    wget -qO- "$1" | awk -F'"' '/^migwatch_probe_attached\{/ {
+    wget -T 15 -t 1 -qO- "$1" | awk -F'"' '/^migwatch_probe_attached\{/ {
         split($0, value, " ")
         print $2 "=" $4 (value[2] + 0 == 1 ? "" : ($6 == "true" ? "(not-attached,REQUIRED)" : "(not-attached)")) }' |
         sort | tr '\n' ' '
@@ -130,7 +130,7 @@ probe_modes() {
 
 # metric_sum URL REGEX: the sum of the samples of the lines matching REGEX.
 metric_sum() {
-    wget -qO- "$1" | grep -E "$2" | awk '{ sum += $NF } END { printf "%d", sum }'
+    wget -T 15 -t 1 -qO- "$1" | grep -E "$2" | awk '{ sum += $NF } END { printf "%d", sum }'
 }
 
 # ---------------------------------------------------------------- install
@@ -168,7 +168,7 @@ type=$(prop Type)
 start_us=$(prop ExecMainStartTimestampMonotonic)
 active_us=$(prop ActiveEnterTimestampMonotonic)
 ready_ms=$(( (active_us - start_us) / 1000 ))
-if wget -qO "$work/first-scrape" "$url"; then served=yes; else served=no; fi
+if wget -T 15 -t 1 -qO "$work/first-scrape" "$url"; then served=yes; else served=no; fi
 [ "$state" = active -a "$type" = notify -a "$start_us" -gt 0 -a "$active_us" -ge "$start_us" -a $served = yes ]
 ok=$?
 verdict active $ok "is-active=$state Type=$type ready ${ready_ms} ms after exec, /metrics served at once: $served"
@@ -234,7 +234,7 @@ if wait_for_line "$work/mws-storm.out" waiting=go; then
     echo go >&3
     if wait_for_line "$work/mws-storm.out" waiting=quit && stop_process $storm; then
         kernel_moves=$(cat /proc/$storm/task/*/sched | awk '/^se.nr_migrations/ { sum += $NF } END { printf "%d", sum }')
-        wget -qO "$work/storm-scrape" "$url"
+        wget -T 15 -t 1 -qO "$work/storm-scrape" "$url"
         kill -CONT $storm
     fi
 fi
@@ -354,7 +354,7 @@ installed=$(dpkg-query -W -f '${db:Status-Status} ${Version}' migwatch 2>/dev/nu
 bpf_objects >"$work/bpf-run4"
 comm -13 "$work/bpf-baseline" "$work/bpf-run4" | not_systemds >"$work/owned-run4"
 gone=$(comm -12 "$work/owned-run3" "$work/bpf-run4" | tr '\n' ';')
-if wget -qO /dev/null "$url"; then served=yes; else served=no; fi
+if wget -T 15 -t 1 -qO /dev/null "$url"; then served=yes; else served=no; fi
 [ $apt_status = 0 -a "$installed" = "installed $upgrade_version" -a "$pid" != "$pid_before" -a ! -e /proc/$pid_before \
       -a -z "$gone" -a $served = yes -a "$(prop Result)" = success ] && is_active
 ok=$?
