@@ -26,6 +26,8 @@ packages=(
   bpftrace linux-perf
   # kernel matrix: Debian kernels booted under QEMU
   qemu-system-x86 busybox-static cpio gzip
+  # a systemd host under QEMU (tests/vm/systemd_host.py): its root file system
+  mmdebstrap debian-archive-keyring
 )
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${packages[@]}"
