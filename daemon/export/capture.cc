@@ -20,6 +20,8 @@ namespace {
 
 constexpr std::string_view kCapturePrefix = "migwatch-capture-";
 constexpr std::string_view kCaptureSuffix = ".json";
+// Records read by one Drain() at most: more than the ring buffer holds.
+constexpr uint64_t kRecordsPerDrain = 1 << 17;
 // The process whose threads are the CPU tracks: a trace viewer groups
 // tracks by pid, and this one stands for the host.
 constexpr int kHostPid = 1;
@@ -56,10 +58,6 @@ double Microseconds(uint64_t ns) { return ns / 1000.0; }
 
 // Track ids: one per CPU, never 0 (some viewers take tid 0 for the idle task).
 int CpuTrack(uint32_t cpu) { return static_cast<int>(cpu) + 1; }
-
-std::string Requester(uint32_t pid, const char (&comm)[MW_COMM_LEN]) {
-  return pid == MW_KERNEL_TGID ? "kernel" : Comm(comm) + "/" + std::to_string(pid);
-}
 
 uint64_t CountedStopperNs(const CounterSnapshot& counters) {
   uint64_t ns = 0;
@@ -116,6 +114,10 @@ void Capture::Abandon() {
 
 int Capture::OnRecord(void* ctx, void* data, size_t size) {
   auto* capture = static_cast<Capture*>(ctx);
+  // libbpf reads on while records keep coming: a storm faster than this
+  // reader would hold it forever. A negative return ends the read, this
+  // record taken.
+  if (++capture->drained_ >= kRecordsPerDrain) return -EAGAIN;
   const uint32_t kind = size >= sizeof(uint32_t) ? *static_cast<const uint32_t*>(data) : 0;
   if (kind == MW_TRACE_MIGRATION && size >= sizeof(mw_migration_event))
     capture->OnMigration(*static_cast<const mw_migration_event*>(data));
@@ -129,11 +131,28 @@ void Capture::BeginEvent() {
   first_event_ = false;
 }
 
+// The process's name as the metrics' requester label has it: the comm a
+// record carries was read when the process first asked, maybe before an
+// exec renamed it.
+std::string Capture::Requester(uint32_t pid, uint32_t tgid, const char (&comm)[MW_COMM_LEN]) {
+  if (pid == MW_KERNEL_TGID) return "kernel";
+  return IdentityOf(tgid, comm).name + "/" + std::to_string(pid);
+}
+
+// Looked up once a capture: a process the session does not track yet is
+// read from /proc, too slow for every record of a storm. A capture lasts
+// seconds, too short for a pid to be reused.
+const ProcessIdentity& Capture::IdentityOf(uint32_t tgid, const char (&comm)[MW_COMM_LEN]) {
+  auto it = identities_.find(tgid);
+  if (it == identities_.end()) it = identities_.emplace(tgid, session_.IdentityOf(tgid, Comm(comm))).first;
+  return it->second;
+}
+
 void Capture::OnMigration(const mw_migration_event& e) {
   ++summary_.migrations;
   for (uint32_t cpu : {e.src_cpu, e.dst_cpu})
     if (cpu < cpu_seen_.size()) cpu_seen_[cpu] = true;
-  const ProcessIdentity id = session_.IdentityOf(e.tgid, Comm(e.comm));
+  const ProcessIdentity& id = IdentityOf(e.tgid, e.comm);
   const std::string reason(ReasonName(e.reason));
   // As `migwatch trace` says it: a move from interrupt context, and the
   // balancer's, is the kernel's.
@@ -149,7 +168,7 @@ void Capture::OnMigration(const mw_migration_event& e) {
                kHostPid, CpuTrack(e.src_cpu), Microseconds(e.ts_ns), Quote(Comm(e.comm)).c_str(), e.pid,
                Quote(id.name).c_str(), e.tgid, id.vm.empty() ? "null" : Quote(id.vm).c_str(), Quote(reason).c_str(),
                e.src_cpu, e.dst_cpu,
-               Quote(by_kernel ? "kernel" : Requester(e.requester_pid, e.requester_comm)).c_str());
+               Quote(by_kernel ? "kernel" : Requester(e.requester_pid, e.requester_tgid, e.requester_comm)).c_str());
 }
 
 void Capture::OnStopperRun(const mw_stopper_run_event& e) {
@@ -161,14 +180,19 @@ void Capture::OnStopperRun(const mw_stopper_run_event& e) {
   BeginEvent();
   std::fprintf(file_,
                "{\"ph\":\"X\",\"cat\":\"stopper\",\"name\":%s,\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
-               "\"args\":{\"work\":%s,\"requester\":%s,\"requester_pid\":%u,\"victim\":%s,\"dur_ns\":%" PRIu64 "}}",
+               "\"args\":{\"work\":%s,\"requester\":%s,\"requester_pid\":%u,\"requester_tgid\":%u,\"victim\":%s,\"dur_ns\":%" PRIu64 "}}",
                Quote("migration/" + std::to_string(e.cpu) + ": " + work).c_str(), kHostPid, CpuTrack(e.cpu),
                Microseconds(e.end_ns - e.dur_ns), e.dur_ns / 1000.0, Quote(work).c_str(),
-               Quote(Requester(e.requester_pid, e.requester_comm)).c_str(), e.requester_pid, victim.c_str(),
+               Quote(Requester(e.requester_pid, e.requester_tgid, e.requester_comm)).c_str(), e.requester_pid,
+               e.requester_tgid, victim.c_str(),
                static_cast<uint64_t>(e.dur_ns));
 }
 
-bool Capture::Drain() { return ring_buffer__consume(buffer_) >= 0 && !std::ferror(file_); }
+bool Capture::Drain() {
+  drained_ = 0;
+  const int n = ring_buffer__consume(buffer_);
+  return (n >= 0 || n == -EAGAIN) && !std::ferror(file_);
+}
 
 bool Capture::Finish(CaptureSummary* summary, std::string* error) {
   session_.SetTracing(false);
@@ -176,7 +200,8 @@ bool Capture::Finish(CaptureSummary* summary, std::string* error) {
   const uint64_t end_ns = ClockNs(CLOCK_MONOTONIC);
   CounterSnapshot counters;
   ReadCounters(session_.probes(), &counters);
-  // What was written before tracing went off.
+  // What was written before tracing went off: no more comes.
+  drained_ = 0;
   const int n = ring_buffer__consume(buffer_);
   summary_.counted_stopper_ns = CountedStopperNs(counters) - counted_stopper_ns_at_start_;
   summary_.ring_buffer_drops = counters.host.drops[MW_DROP_TRACE_RINGBUF] - drops_at_start_;

@@ -6,11 +6,13 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "migwatch/abi.h"
+#include "migwatch/model/attribution.h"
 
 struct ring_buffer;
 
@@ -63,6 +65,8 @@ class Capture {
   static int OnRecord(void* ctx, void* data, size_t size);
   void OnMigration(const mw_migration_event& e);
   void OnStopperRun(const mw_stopper_run_event& e);
+  std::string Requester(uint32_t pid, uint32_t tgid, const char (&comm)[MW_COMM_LEN]);
+  const ProcessIdentity& IdentityOf(uint32_t tgid, const char (&comm)[MW_COMM_LEN]);
   void BeginEvent();
   void Abandon();
 
@@ -72,9 +76,11 @@ class Capture {
   ring_buffer* buffer_ = nullptr;
   bool tracing_ = false;
   bool first_event_ = true;
+  uint64_t drained_ = 0;  ///< records read by this Drain()
   uint64_t start_ns_ = 0;  ///< CLOCK_MONOTONIC, as the records' times
   uint64_t counted_stopper_ns_at_start_ = 0, drops_at_start_ = 0;
   std::vector<bool> cpu_seen_;
+  std::map<uint32_t, ProcessIdentity> identities_;  ///< by tgid
   CaptureSummary summary_;
 };
 
