@@ -93,7 +93,6 @@ def storm(name, flips):
 
 def results(process):
     out, _ = process.communicate(timeout=120)
-    process.stdout.close()
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
