@@ -13,7 +13,6 @@
 
 #include "migwatch/cli/commands.h"
 #include "migwatch/cli/process.h"
-
 #include "migwatch/kernel/maps.h"
 #include "migwatch/model/session.h"
 
@@ -86,8 +85,7 @@ void StormCapturer::Begin(const std::string& why, Clock::time_point now) {
     return;
   }
   capture_end_ = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options_.seconds));
-  spdlog::warn("storm: {}; capturing {}s of migrations and stopper runs into {}", why, options_.seconds,
-               capture_path_);
+  spdlog::warn("storm: {}; capturing {}s of migrations and stopper runs into {}", why, options_.seconds, capture_path_);
 }
 
 void StormCapturer::End() {
@@ -128,9 +126,9 @@ int RunCapture(const CaptureOptions& options) {
     spdlog::error("{}", error);
     return 1;
   }
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                            std::chrono::duration<double>(options.duration_seconds));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                             std::chrono::duration<double>(options.duration_seconds));
   while (!StopRequested() && std::chrono::steady_clock::now() < deadline) {
     Sleep(kCaptureTick);
     if (!capture->Drain()) {

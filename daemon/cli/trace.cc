@@ -43,9 +43,7 @@ uint64_t ClockNs(clockid_t clock) {
 // sched_setaffinity caller). A move made from interrupt context, and the
 // balancer's, is the kernel's, whatever task the interrupt found.
 std::string MovedBy(const mw_migration_event& e) {
-  if (e.requester_pid == MW_KERNEL_TGID || (e.flags & MW_MIGRATION_IN_INTERRUPT) ||
-      e.reason == MW_REASON_LOAD_BALANCE)
-    return "kernel";
+  if (MovedByKernel(e)) return "kernel";
   return Comm(e.requester_comm) + "/" + std::to_string(e.requester_pid);
 }
 

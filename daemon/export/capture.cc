@@ -51,8 +51,6 @@ std::string Quote(std::string_view text) {
   return out + "\"";
 }
 
-std::string Comm(const char (&comm)[MW_COMM_LEN]) { return std::string(comm, strnlen(comm, MW_COMM_LEN)); }
-
 // Trace event times are microseconds; the records' are CLOCK_MONOTONIC ns.
 double Microseconds(uint64_t ns) { return ns / 1000.0; }
 
@@ -114,16 +112,15 @@ void Capture::Abandon() {
 
 int Capture::OnRecord(void* ctx, void* data, size_t size) {
   auto* capture = static_cast<Capture*>(ctx);
-  // libbpf reads on while records keep coming: a storm faster than this
-  // reader would hold it forever. A negative return ends the read, this
-  // record taken.
-  if (++capture->drained_ >= kRecordsPerDrain) return -EAGAIN;
   const uint32_t kind = size >= sizeof(uint32_t) ? *static_cast<const uint32_t*>(data) : 0;
   if (kind == MW_TRACE_MIGRATION && size >= sizeof(mw_migration_event))
     capture->OnMigration(*static_cast<const mw_migration_event*>(data));
   else if (kind == MW_TRACE_STOPPER_RUN && size >= sizeof(mw_stopper_run_event))
     capture->OnStopperRun(*static_cast<const mw_stopper_run_event*>(data));
-  return 0;
+  // libbpf reads on while records keep coming: a storm faster than this
+  // reader would hold it forever. A negative return ends the read, this
+  // record taken.
+  return ++capture->drained_ >= kRecordsPerDrain ? -EAGAIN : 0;
 }
 
 void Capture::BeginEvent() {
@@ -144,7 +141,7 @@ std::string Capture::Requester(uint32_t pid, uint32_t tgid, const char (&comm)[M
 // seconds, too short for a pid to be reused.
 const ProcessIdentity& Capture::IdentityOf(uint32_t tgid, const char (&comm)[MW_COMM_LEN]) {
   auto it = identities_.find(tgid);
-  if (it == identities_.end()) it = identities_.emplace(tgid, session_.IdentityOf(tgid, Comm(comm))).first;
+  if (it == identities_.end()) it = identities_.emplace(tgid, session_.IdentityOf(tgid, CommOf(comm))).first;
   return it->second;
 }
 
@@ -154,21 +151,18 @@ void Capture::OnMigration(const mw_migration_event& e) {
     if (cpu < cpu_seen_.size()) cpu_seen_[cpu] = true;
   const ProcessIdentity& id = IdentityOf(e.tgid, e.comm);
   const std::string reason(ReasonName(e.reason));
-  // As `migwatch trace` says it: a move from interrupt context, and the
-  // balancer's, is the kernel's.
-  const bool by_kernel = (e.flags & MW_MIGRATION_IN_INTERRUPT) || e.reason == MW_REASON_LOAD_BALANCE;
   BeginEvent();
-  std::fprintf(file_,
-               "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"migration\",\"name\":%s,\"pid\":%d,\"tid\":%d,\"ts\":%.3f,"
-               "\"args\":{\"task\":%s,\"tid\":%u,\"process\":%s,\"pid\":%u,\"vm\":%s,\"reason\":%s,"
-               "\"from_cpu\":%u,\"to_cpu\":%u,\"moved_by\":%s}}",
-               Quote(reason + " " + Comm(e.comm) + "/" + std::to_string(e.pid) + " -> CPU " +
-                     std::to_string(e.dst_cpu))
-                   .c_str(),
-               kHostPid, CpuTrack(e.src_cpu), Microseconds(e.ts_ns), Quote(Comm(e.comm)).c_str(), e.pid,
-               Quote(id.name).c_str(), e.tgid, id.vm.empty() ? "null" : Quote(id.vm).c_str(), Quote(reason).c_str(),
-               e.src_cpu, e.dst_cpu,
-               Quote(by_kernel ? "kernel" : Requester(e.requester_pid, e.requester_tgid, e.requester_comm)).c_str());
+  std::fprintf(
+      file_,
+      "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"migration\",\"name\":%s,\"pid\":%d,\"tid\":%d,\"ts\":%.3f,"
+      "\"args\":{\"task\":%s,\"tid\":%u,\"process\":%s,\"pid\":%u,\"vm\":%s,\"reason\":%s,"
+      "\"from_cpu\":%u,\"to_cpu\":%u,\"moved_by\":%s}}",
+      Quote(reason + " " + CommOf(e.comm) + "/" + std::to_string(e.pid) + " -> CPU " + std::to_string(e.dst_cpu))
+          .c_str(),
+      kHostPid, CpuTrack(e.src_cpu), Microseconds(e.ts_ns), Quote(CommOf(e.comm)).c_str(), e.pid,
+      Quote(id.name).c_str(), e.tgid, id.vm.empty() ? "null" : Quote(id.vm).c_str(), Quote(reason).c_str(), e.src_cpu,
+      e.dst_cpu,
+      Quote(MovedByKernel(e) ? "kernel" : Requester(e.requester_pid, e.requester_tgid, e.requester_comm)).c_str());
 }
 
 void Capture::OnStopperRun(const mw_stopper_run_event& e) {
@@ -180,12 +174,12 @@ void Capture::OnStopperRun(const mw_stopper_run_event& e) {
   BeginEvent();
   std::fprintf(file_,
                "{\"ph\":\"X\",\"cat\":\"stopper\",\"name\":%s,\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
-               "\"args\":{\"work\":%s,\"requester\":%s,\"requester_pid\":%u,\"requester_tgid\":%u,\"victim\":%s,\"dur_ns\":%" PRIu64 "}}",
+               "\"args\":{\"work\":%s,\"requester\":%s,\"requester_pid\":%u,\"requester_tgid\":%u,\"victim\":%s,\"dur_"
+               "ns\":%" PRIu64 "}}",
                Quote("migration/" + std::to_string(e.cpu) + ": " + work).c_str(), kHostPid, CpuTrack(e.cpu),
                Microseconds(e.end_ns - e.dur_ns), e.dur_ns / 1000.0, Quote(work).c_str(),
                Quote(Requester(e.requester_pid, e.requester_tgid, e.requester_comm)).c_str(), e.requester_pid,
-               e.requester_tgid, victim.c_str(),
-               static_cast<uint64_t>(e.dur_ns));
+               e.requester_tgid, victim.c_str(), static_cast<uint64_t>(e.dur_ns));
 }
 
 bool Capture::Drain() {
@@ -216,14 +210,13 @@ bool Capture::Finish(CaptureSummary* summary, std::string* error) {
                  "{\"ph\":\"M\",\"name\":\"thread_sort_index\",\"pid\":%d,\"tid\":%d,\"args\":{\"sort_index\":%zu}}",
                  kHostPid, CpuTrack(cpu), cpu, kHostPid, CpuTrack(cpu), cpu);
   }
-  std::fprintf(file_,
-               "\n],\n\"otherData\":{\"producer\":\"migwatch\",\"trigger\":%s,\"start_unix_seconds\":%.6f,"
-               "\"start_monotonic_us\":%.3f,\"seconds\":%.3f,\"migrations\":%" PRIu64 ",\"stopper_runs\":%" PRIu64
-               ",\"stopper_run_ns\":%" PRIu64 ",\"counted_stopper_ns\":%" PRIu64 ",\"ring_buffer_drops\":%" PRIu64
-               "}}\n",
-               Quote(why_).c_str(), summary_.start_unix_seconds, Microseconds(start_ns_), summary_.seconds,
-               summary_.migrations, summary_.stopper_runs, summary_.stopper_run_ns, summary_.counted_stopper_ns,
-               summary_.ring_buffer_drops);
+  std::fprintf(
+      file_,
+      "\n],\n\"otherData\":{\"producer\":\"migwatch\",\"trigger\":%s,\"start_unix_seconds\":%.6f,"
+      "\"start_monotonic_us\":%.3f,\"seconds\":%.3f,\"migrations\":%" PRIu64 ",\"stopper_runs\":%" PRIu64
+      ",\"stopper_run_ns\":%" PRIu64 ",\"counted_stopper_ns\":%" PRIu64 ",\"ring_buffer_drops\":%" PRIu64 "}}\n",
+      Quote(why_).c_str(), summary_.start_unix_seconds, Microseconds(start_ns_), summary_.seconds, summary_.migrations,
+      summary_.stopper_runs, summary_.stopper_run_ns, summary_.counted_stopper_ns, summary_.ring_buffer_drops);
   const bool written = !std::ferror(file_);
   const bool closed = std::fclose(file_) == 0;
   file_ = nullptr;

@@ -147,7 +147,7 @@ class ThresholdsReader {
 }  // namespace
 
 std::optional<double> PrometheusDurationSeconds(const std::string& text) {
-  static const std::map<std::string, double> kUnits = {{"ms", 0.001}, {"s", 1},       {"m", 60},        {"h", 3600},
+  static const std::map<std::string, double> kUnits = {{"ms", 0.001}, {"s", 1},      {"m", 60},      {"h", 3600},
                                                        {"d", 86400},  {"w", 604800}, {"y", 31536000}};
   double seconds = 0;
   size_t pos = 0;
@@ -222,13 +222,17 @@ std::optional<std::string> StormDetector::Observe(const CounterSnapshot& counter
   // The weight of this interval in an average over the baseline window.
   const double weight = first ? 1 : 1 - std::exp(-seconds / thresholds_.storm_baseline_seconds);
   std::vector<double> rates(MW_REASON_COUNT);
+  int storming = -1;  // of the reasons above both thresholds, the fastest: what the storm is made of
   for (int r = 0; r < MW_REASON_COUNT; ++r) {
     rates[r] = (counters.host.migrations[r] - previous->host.migrations[r]) / seconds;
-    if (!storm && !first && rates[r] > thresholds_.storm_min_rate &&
-        rates[r] > thresholds_.storm_factor * baseline_[r]) {
-      std::snprintf(text, sizeof(text), "%s migrations at %.0f/s", std::string(ReasonName(r)).c_str(), rates[r]);
-      storm = text;
-    }
+    if (!first && rates[r] > thresholds_.storm_min_rate && rates[r] > thresholds_.storm_factor * baseline_[r] &&
+        (storming < 0 || rates[r] > rates[storming]))
+      storming = r;
+  }
+  if (!storm && storming >= 0) {
+    std::snprintf(text, sizeof(text), "%s migrations at %.0f/s", std::string(ReasonName(storming)).c_str(),
+                  rates[storming]);
+    storm = text;
   }
   if (!storm)
     for (int r = 0; r < MW_REASON_COUNT; ++r) baseline_[r] += weight * (rates[r] - baseline_[r]);

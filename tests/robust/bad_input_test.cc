@@ -106,7 +106,7 @@ std::vector<BadInput> Cases() {
       // The file in dir/web.yml: a thresholds.json cut short.
       {"capture_thresholds_malformed", thresholds("web.yml"), "is not thresholds.json's format", false, {},
        "{\"storm_min_rate\": {\"value\": }}"},
-      {"capture_thresholds_incomplete", thresholds("web.yml"), "has no number >= 0 for \"storm_min_rate\"", false, {},
+      {"capture_thresholds_incomplete", thresholds("web.yml"), "has no number >= 0 for", false, {},
        "{\"stopper_cpu_ratio\": {\"value\": 0.1}}"},
   };
 }

@@ -26,8 +26,7 @@ struct StormCaptureOptions {
 class StormCapturer {
  public:
   /// Without thresholds it never captures: Tick() only waits.
-  StormCapturer(Session& session, const std::optional<StormThresholds>& thresholds,
-                const StormCaptureOptions& options);
+  StormCapturer(Session& session, const std::optional<StormThresholds>& thresholds, const StormCaptureOptions& options);
   ~StormCapturer();
   /// Waits a loop's tick: shorter while a capture runs, whose records it
   /// then writes. Once a second, judges the counters and starts or

@@ -76,7 +76,7 @@ class Capture {
   ring_buffer* buffer_ = nullptr;
   bool tracing_ = false;
   bool first_event_ = true;
-  uint64_t drained_ = 0;  ///< records read by this Drain()
+  uint64_t drained_ = 0;   ///< records read by this Drain()
   uint64_t start_ns_ = 0;  ///< CLOCK_MONOTONIC, as the records' times
   uint64_t counted_stopper_ns_at_start_ = 0, drops_at_start_ = 0;
   std::vector<bool> cpu_seen_;

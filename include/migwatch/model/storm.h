@@ -12,8 +12,8 @@ namespace migwatch {
 
 /// The settings of monitoring/thresholds.json the daemon judges a storm by.
 struct StormThresholds {
-  double storm_min_rate = 100;  ///< migrations per second of one reason ...
-  double storm_factor = 10;     ///< ... and this many times the host's baseline of that reason
+  double storm_min_rate = 100;            ///< migrations per second of one reason ...
+  double storm_factor = 10;               ///< ... and this many times the host's baseline of that reason
   double storm_baseline_seconds = 86400;  ///< time constant of that baseline
   double stopper_cpu_ratio = 0.1;         ///< fraction of one CPU a stopper may run
 };
