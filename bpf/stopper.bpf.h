@@ -342,7 +342,7 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 		if (moved)
 			add(&moved->stopper_moved_ns, dur);
 	}
-	if (ev.set->trace_on)
+	if (ev.set->trace_on & MW_TRACE_BIT(MW_TRACE_STOPPER_RUN))
 		emit_stopper_run(&ev, req, work, requester, dur);
 	if (req) {
 		req->work = MW_WORK_NONE;

@@ -64,9 +64,7 @@ int RunServe(const ServeOptions& options) {
     return 2;
   }
   std::optional<StormThresholds> storm_thresholds;
-  if (options.capture_thresholds_file.empty()) {
-    spdlog::info("no storm captures: no thresholds file (--capture.thresholds)");
-  } else {
+  if (!options.capture_thresholds_file.empty()) {
     std::string error;
     storm_thresholds = LoadStormThresholds(options.capture_thresholds_file, &error);
     if (!storm_thresholds) {
@@ -93,6 +91,8 @@ int RunServe(const ServeOptions& options) {
     spdlog::error("{}", error);
     return 1;
   }
+  // Said once the probes are attached: a start that fails says only why.
+  if (!storm_thresholds) spdlog::info("no storm captures: no thresholds file (--capture.thresholds)");
   auto capturer = std::make_unique<StormCapturer>(*session, storm_thresholds, options.capture);
   auto collector = std::make_shared<MetricsCollector>(
       *session, BuildInfo{kMigwatchVersion, kMigwatchRevision, libbpf_version_string(), KernelRelease()},

@@ -166,7 +166,7 @@ int RunTrace(const TraceOptions& options) {
     spdlog::error("cannot open the trace ring buffer: {}", std::strerror(errno));
     return 1;
   }
-  session->SetTracing(true);
+  session->SetTracing(MW_TRACE_BIT(MW_TRACE_MIGRATION));
   tracer.PrintHeader();
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -201,7 +201,7 @@ int RunTrace(const TraceOptions& options) {
     }
     if (options.duration_seconds > 0 && now >= deadline) break;
   }
-  session->SetTracing(false);
+  session->SetTracing(0);
   // What is still in the buffer was recorded: deliver it before the summary.
   if (const int n = ring_buffer__consume(rb); n < 0) {
     spdlog::error("reading the trace ring buffer failed: {}", std::strerror(-n));

@@ -91,7 +91,7 @@ std::unique_ptr<Capture> Capture::Start(Session& session, const std::string& pat
   c->drops_at_start_ = counters.host.drops[MW_DROP_TRACE_RINGBUF];
   c->start_ns_ = ClockNs(CLOCK_MONOTONIC);
   c->summary_.start_unix_seconds = ClockNs(CLOCK_REALTIME) / 1e9;
-  session.SetTracing(true);
+  session.SetTracing(MW_TRACE_BIT(MW_TRACE_MIGRATION) | MW_TRACE_BIT(MW_TRACE_STOPPER_RUN));
   c->tracing_ = true;
   return c;
 }
@@ -99,7 +99,7 @@ std::unique_ptr<Capture> Capture::Start(Session& session, const std::string& pat
 Capture::~Capture() { Abandon(); }
 
 void Capture::Abandon() {
-  if (tracing_) session_.SetTracing(false);
+  if (tracing_) session_.SetTracing(0);
   tracing_ = false;
   if (buffer_) ring_buffer__free(buffer_);
   buffer_ = nullptr;
@@ -189,7 +189,7 @@ bool Capture::Drain() {
 }
 
 bool Capture::Finish(CaptureSummary* summary, std::string* error) {
-  session_.SetTracing(false);
+  session_.SetTracing(0);
   tracing_ = false;
   const uint64_t end_ns = ClockNs(CLOCK_MONOTONIC);
   CounterSnapshot counters;

@@ -153,7 +153,7 @@ struct mw_cpu {
 /* Settings user space writes while the programs run: the one value of the
  * array map `settings`. */
 struct mw_settings {
-	__u32 trace_on; /* send migration and stopper run records to the trace ring buffer */
+	__u32 trace_on; /* records to send to the trace ring buffer: MW_TRACE_BIT()s */
 	__u32 nr_nodes; /* NUMA nodes in cpu_nodes (1: not NUMA) */
 };
 
@@ -256,6 +256,9 @@ enum mw_trace_kind {
 	MW_TRACE_MIGRATION = 1,
 	MW_TRACE_STOPPER_RUN = 2,
 };
+/* The bit of a kind in mw_settings.trace_on: `migwatch trace` wants
+ * migrations only, a capture stopper runs as well. */
+#define MW_TRACE_BIT(kind) (1u << (kind))
 
 #define MW_MIGRATION_IN_INTERRUPT 0x1u /* moved from hard or soft interrupt context */
 
