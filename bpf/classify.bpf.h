@@ -157,6 +157,7 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 	const __u64 reason = bounded_index(classified, MW_REASON_COUNT, MW_REASON_OTHER);
 	const bool stopper_run = ev->in_stopper;
 	const bool exiting = !count_wakeups && (MW_READ(btf, p, flags) & PF_EXITING);
+	const bool traced = ev->set->trace_on & MW_TRACE_BIT(MW_TRACE_MIGRATION);
 	struct mw_process_stats *ps = NULL;
 	struct mw_process_key key = {};
 	struct mw_cpu_moves *cm;
@@ -178,7 +179,7 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 
 	/* The process entry, where needed: wakeups are the kernel's own
 	 * per-thread count (abi.h), read by the task iterator. */
-	if (reason != MW_REASON_WAKEUP || count_wakeups || exiting || stopper_run || ev->set->trace_on) {
+	if (reason != MW_REASON_WAKEUP || count_wakeups || exiting || stopper_run || traced) {
 		process_key_of(p, &key, btf);
 		deferred = stopper_run && defer_stopper_move(ev, p, &key, reason, exiting);
 		if (!deferred)
@@ -195,7 +196,7 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 		ev->st->run_moved_deferred = deferred;
 	}
 	count_affinity_change(ev, p, src, reason, &key, ps, btf);
-	if (ev->set->trace_on)
+	if (traced)
 		emit_migration(ev, p, &key, src, dst, reason, btf);
 }
 

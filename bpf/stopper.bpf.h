@@ -260,6 +260,36 @@ static __always_inline __u32 resolve_run_work(const struct cpu_state *st, const 
 	return asked != MW_WORK_NONE ? asked : MW_WORK_OTHER;
 }
 
+/* The run for a trace session (storm capture): only while tracing is on, so
+ * the clock is read only then. */
+static __noinline void emit_stopper_run(struct event *ev, const struct mw_stopper_request *req, __u32 work,
+					 const struct mw_process_key *requester, __u64 dur)
+{
+	struct mw_stopper_run_event *e = bpf_ringbuf_reserve(&trace_events, sizeof(*e), 0);
+
+	if (!e) {
+		ev->cc->drops[MW_DROP_TRACE_RINGBUF]++;
+		return;
+	}
+	e->kind = MW_TRACE_STOPPER_RUN;
+	e->cpu = ev->cpu;
+	e->end_ns = bpf_ktime_get_ns();
+	e->dur_ns = dur;
+	e->work = work;
+	e->requester_tgid = requester->tgid;
+	/* The task the run took the CPU from, if it could still run (read only
+	 * while tracing; the switch in keeps the task, not its tid). */
+	e->victim_pid = ev->st->run_victim.tgid ? BPF_CORE_READ((struct task_struct *)ev->st->run_victim_task, pid) : 0;
+	if (req && requester->tgid != MW_KERNEL_TGID) {
+		e->requester_pid = req->requester_pid;
+		__builtin_memcpy(e->requester_comm, req->requester_comm, MW_COMM_LEN);
+	} else {
+		e->requester_pid = MW_KERNEL_TGID;
+		__builtin_memset(e->requester_comm, 0, MW_COMM_LEN);
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
 /* Charges one finished on-CPU interval of this CPU's stopper: to the CPU and
  * the work, to the process that asked for it, to the process whose thread it
  * moved first and to the process whose thread it preempted. Runs on the
@@ -316,6 +346,8 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 		if (moved)
 			add(&moved->stopper_moved_ns, dur);
 	}
+	if (ev.set->trace_on & MW_TRACE_BIT(MW_TRACE_STOPPER_RUN))
+		emit_stopper_run(&ev, req, work, requester, dur);
 	if (st->run_victim.tgid) {
 		/* Most often the moved task itself: its entry is at hand. */
 		if (ps && same_process(&st->run_victim, requester))

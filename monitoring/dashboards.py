@@ -245,7 +245,7 @@ def layout(panels):
     return panels
 
 
-def dashboard(uid, title, description, panels, extra_variables=()):
+def dashboard(uid, title, description, panels, extra_variables=(), annotations=()):
     return {
         "uid": uid,
         "title": title,
@@ -272,7 +272,8 @@ def dashboard(uid, title, description, panels, extra_variables=()):
                     "iconColor": "rgba(0, 211, 255, 1)",
                     "name": "Annotations & Alerts",
                     "type": "dashboard",
-                }
+                },
+                *annotations,
             ]
         },
         "links": [
@@ -295,6 +296,23 @@ def dashboard(uid, title, description, panels, extra_variables=()):
 
 
 CPU_SHARE = "100% is one whole CPU, as in top."
+
+
+# Where the daemon took a storm capture: its last start time changes then.
+# One sample a minute, over two: a capture shows once or twice, never not.
+CAPTURES = {
+    "datasource": DATASOURCE,
+    "enable": True,
+    "hide": False,
+    "iconColor": "orange",
+    "name": "Storm captures",
+    "expr": f"changes({sel('migwatch_capture_last_timestamp_seconds')}[2m]) > 0",
+    "step": "1m",
+    "titleFormat": "Storm capture",
+    "textFormat": "{{instance}} recorded the storm's migrations and stopper runs: the newest "
+    "migwatch-capture-*.json in its state directory (/var/lib/migwatch); open it in the Perfetto UI.",
+    "tagKeys": "instance",
+}
 
 
 def host(stopper_red):
@@ -456,6 +474,7 @@ def host(stopper_red):
                 ],
             ),
         ],
+        annotations=[CAPTURES],
     )
 
 

@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "migwatch/cli/commands.h"
@@ -41,6 +43,26 @@ int main(int argc, char** argv) {
   app.add_option("--web.config.file", serve.web_config_file,
                  "Web configuration file (exporter-toolkit format; basic_auth_users)");
 
+  // systemd's StateDirectory= (the unit's) says where; a daemon started by
+  // hand writes where the package's unit would.
+  const char* state_directory = std::getenv("STATE_DIRECTORY");
+  serve.capture.dir = state_directory && *state_directory
+                          ? std::string(state_directory).substr(0, std::string(state_directory).find(':'))
+                          : "/var/lib/migwatch";
+  app.add_option("--capture.thresholds", serve.capture_thresholds_file,
+                 "The alert rules' thresholds.json: a storm by them (host migration rate, a stopper's CPU share) "
+                 "starts a capture. Empty: no captures; the default, if absent, too")
+      ->capture_default_str();
+  app.add_option("--capture.dir", serve.capture.dir,
+                 "Directory of the storm capture files (default: $STATE_DIRECTORY, else /var/lib/migwatch)");
+  app.add_option("--capture.duration", serve.capture.seconds, "Seconds one storm capture records")
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--capture.interval", serve.capture.interval_seconds,
+                 "Seconds between the starts of two storm captures, at least")
+      ->check(CLI::Range(0.0, 1e7));
+  app.add_option("--capture.max-files", serve.capture.max_files, "Storm capture files kept; the oldest go first")
+      ->check(CLI::Range(size_t{1}, size_t{100000}));
+
   TopOptions top;
   auto* top_cmd = app.add_subcommand("top", "Live full-screen view of migrations and stopper cost");
   top_cmd->add_option("-d,--interval", top.interval_seconds, "Seconds between refreshes")
@@ -70,12 +92,20 @@ int main(int argc, char** argv) {
                         "Lines printed per second of the events' time stamps at most; the rest are counted as dropped")
       ->check(CLI::Range(1u, 10000000u));
 
+  CaptureOptions capture;
+  auto* capture_cmd = app.add_subcommand(
+      "capture", "Record classified migrations and stopper runs into a Chrome JSON trace file (Perfetto, chrome://tracing)");
+  capture_cmd->add_option("-D,--duration", capture.duration_seconds, "Seconds to record")
+      ->required()
+      ->check(CLI::Range(0.1, 3600.0));
+  capture_cmd->add_option("-o,--output", capture.output, "The trace file to write")->required();
+
   CheckOptions check;
   auto* check_cmd = app.add_subcommand("check", "Self-test: kernel, BTF, permissions, probes, and a counted storm");
   check_cmd->add_option("--flips", check.storm_flips, "Affinity flips in the controlled storm")
       ->check(CLI::Range(100u, 10000000u));
 
-  for (auto* sub : {top_cmd, trace_cmd, check_cmd}) sub->fallthrough();
+  for (auto* sub : {top_cmd, trace_cmd, capture_cmd, check_cmd}) sub->fallthrough();
   app.require_subcommand(0, 1);
 
   try {
@@ -109,10 +139,18 @@ int main(int argc, char** argv) {
     trace.common = common;
     return RunTrace(trace);
   }
+  if (*capture_cmd) {
+    capture.common = common;
+    return RunCapture(capture);
+  }
   if (*check_cmd) {
     check.common = common;
     return RunCheck(check);
   }
   serve.common = common;
+  // A daemon run from a build tree has no installed thresholds: no captures
+  // then (it says so at start), unless a file is named.
+  if (!app.get_option("--capture.thresholds")->count() && !std::filesystem::exists(serve.capture_thresholds_file))
+    serve.capture_thresholds_file.clear();
   return RunServe(serve);
 }

@@ -63,6 +63,15 @@ int RunServe(const ServeOptions& options) {
     spdlog::error("{}", e.what());
     return 2;
   }
+  std::optional<StormThresholds> storm_thresholds;
+  if (!options.capture_thresholds_file.empty()) {
+    std::string error;
+    storm_thresholds = LoadStormThresholds(options.capture_thresholds_file, &error);
+    if (!storm_thresholds) {
+      spdlog::error("{}", error);
+      return 2;
+    }
+  }
   web.landing_page = {"migwatch", std::string(kMigwatchVersion) + " (revision " + kMigwatchRevision + ")",
                       "Task migrations and migration/N stopper cost, per CPU, reason, requester, process and VM."};
 
@@ -73,13 +82,21 @@ int RunServe(const ServeOptions& options) {
     }
   }
   std::string error;
-  auto session = Session::Open(options.common, &error);
+  CommonOptions common = options.common;
+  // Records go to the trace ring buffer only during a capture; it is sized
+  // for one (4 MiB) all the same.
+  common.probes.trace = storm_thresholds.has_value();
+  auto session = Session::Open(common, &error);
   if (!session) {
     spdlog::error("{}", error);
     return 1;
   }
+  // Said once the probes are attached: a start that fails says only why.
+  if (!storm_thresholds) spdlog::info("no storm captures: no thresholds file (--capture.thresholds)");
+  auto capturer = std::make_unique<StormCapturer>(*session, storm_thresholds, options.capture);
   auto collector = std::make_shared<MetricsCollector>(
-      *session, BuildInfo{kMigwatchVersion, kMigwatchRevision, libbpf_version_string(), KernelRelease()});
+      *session, BuildInfo{kMigwatchVersion, kMigwatchRevision, libbpf_version_string(), KernelRelease()},
+      capturer->counts());
 
   // Loading and attaching needed privileges, and binding a port below 1024
   // may too; reading the maps, /proc and serving need none (or CAP_BPF alone
@@ -114,9 +131,7 @@ int RunServe(const ServeOptions& options) {
   const auto sweep_every = std::chrono::duration<double>(options.sweep_interval_seconds);
 
   while (!StopRequested()) {
-    // A signal cuts the wait short (no SA_RESTART).
-    struct timespec wait = {0, 200 * 1000 * 1000};
-    nanosleep(&wait, nullptr);
+    capturer->Tick();
     if (!session->ConsumeEvents()) break;
     auto now = std::chrono::steady_clock::now();
     // Fold exited processes even when nobody scrapes, so the process map
@@ -134,6 +149,8 @@ int RunServe(const ServeOptions& options) {
   spdlog::info("shutting down");
   // The server goes first: no scrape may read probes that are being freed.
   server.reset();
+  // Before the session: a capture under way is completed from its probes.
+  capturer.reset();
   spdlog::info("stopped serving; detaching the probes");
   session.reset();
   return 0;

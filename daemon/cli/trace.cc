@@ -43,9 +43,7 @@ uint64_t ClockNs(clockid_t clock) {
 // sched_setaffinity caller). A move made from interrupt context, and the
 // balancer's, is the kernel's, whatever task the interrupt found.
 std::string MovedBy(const mw_migration_event& e) {
-  if (e.requester_pid == MW_KERNEL_TGID || (e.flags & MW_MIGRATION_IN_INTERRUPT) ||
-      e.reason == MW_REASON_LOAD_BALANCE)
-    return "kernel";
+  if (MovedByKernel(e)) return "kernel";
   return Comm(e.requester_comm) + "/" + std::to_string(e.requester_pid);
 }
 
@@ -168,7 +166,7 @@ int RunTrace(const TraceOptions& options) {
     spdlog::error("cannot open the trace ring buffer: {}", std::strerror(errno));
     return 1;
   }
-  session->SetTracing(true);
+  session->SetTracing(MW_TRACE_BIT(MW_TRACE_MIGRATION));
   tracer.PrintHeader();
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -203,7 +201,7 @@ int RunTrace(const TraceOptions& options) {
     }
     if (options.duration_seconds > 0 && now >= deadline) break;
   }
-  session->SetTracing(false);
+  session->SetTracing(0);
   // What is still in the buffer was recorded: deliver it before the summary.
   if (const int n = ring_buffer__consume(rb); n < 0) {
     spdlog::error("reading the trace ring buffer failed: {}", std::strerror(-n));

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "migwatch/export/capture.h"
 #include "migwatch/export/catalogue.h"
 #include "migwatch/model/labels.h"
 #include "migwatch/kernel/proc/stat.h"
@@ -187,7 +188,8 @@ void AddInfoFamilies(const Probes& probes, const BuildInfo& build, std::vector<M
 
 }  // namespace
 
-MetricsCollector::MetricsCollector(Session& session, BuildInfo build) : session_(session), build_(std::move(build)) {}
+MetricsCollector::MetricsCollector(Session& session, BuildInfo build, const CaptureCounts& captures)
+    : session_(session), build_(std::move(build)), captures_(captures) {}
 
 std::vector<MetricFamily> MetricsCollector::Collect() const {
   std::vector<MetricFamily> out;
@@ -201,6 +203,9 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     AddAttributionFamilies(snapshot.attribution, &out);
     AddQemuFamilies(snapshot.qemu, &out);
     AddInfoFamilies(session_.probes(), build_, &out);
+    out.push_back(Family("migwatch_captures_total").Add({}, captures_.captures.load()).Take());
+    out.push_back(
+        Family("migwatch_capture_last_timestamp_seconds").Add({}, captures_.last_timestamp_seconds.load()).Take());
     for (auto& f : CollectSelfProcess()) out.push_back(std::move(f));
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     out.push_back(Family("migwatch_collect_duration_seconds")

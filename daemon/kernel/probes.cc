@@ -490,14 +490,14 @@ int Probes::watched_tids_fd() const { return bpf_map__fd(skel_->maps.watched_tid
 int Probes::trace_events_fd() const { return bpf_map__fd(skel_->maps.trace_events); }
 int Probes::task_events_fd() const { return bpf_map__fd(skel_->maps.task_events); }
 
-void Probes::SetTracing(bool on) {
+void Probes::SetTracing(uint32_t records) {
   const uint32_t zero = 0;
   mw_settings settings{};
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.settings), &zero, &settings) == 0) {
-    settings.trace_on = on;
+    settings.trace_on = records;
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.settings), &zero, &settings, BPF_ANY) == 0) return;
   }
-  spdlog::error("cannot switch tracing {}: {}", on ? "on" : "off", std::strerror(errno));
+  spdlog::error("cannot switch tracing {}: {}", records ? "on" : "off", std::strerror(errno));
 }
 
 bool Probes::ReadThreadRecords(std::vector<mw_thread_record>* out) const {

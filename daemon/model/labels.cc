@@ -23,6 +23,11 @@ std::string_view WorkName(int work) { return work >= 0 && work < MW_WORK_COUNT ?
 
 std::string_view DropName(int drop) { return drop >= 0 && drop < MW_DROP_COUNT ? kDrops[drop] : "unknown"; }
 
+bool MovedByKernel(const mw_migration_event& e) {
+  return e.requester_pid == MW_KERNEL_TGID || (e.flags & MW_MIGRATION_IN_INTERRUPT) ||
+         e.reason == MW_REASON_LOAD_BALANCE;
+}
+
 std::optional<mw_reason> ReasonFromName(std::string_view name) {
   for (int r = 0; r < MW_REASON_COUNT; ++r)
     if (kReasons[r] == name) return static_cast<mw_reason>(r);

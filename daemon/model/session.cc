@@ -206,9 +206,9 @@ ProcessIdentity Session::IdentityOf(uint32_t tgid, const std::string& comm) {
   return attribution_->IdentityOf(tgid, comm);
 }
 
-void Session::SetTracing(bool on) {
+void Session::SetTracing(uint32_t records) {
   std::lock_guard lock(mutex_);
-  probes_->SetTracing(on);
+  probes_->SetTracing(records);
 }
 
 }  // namespace migwatch

@@ -153,7 +153,7 @@ struct mw_cpu {
 /* Settings user space writes while the programs run: the one value of the
  * array map `settings`. */
 struct mw_settings {
-	__u32 trace_on; /* send migration records to the trace ring buffer */
+	__u32 trace_on; /* records to send to the trace ring buffer: MW_TRACE_BIT()s */
 	__u32 nr_nodes; /* NUMA nodes in cpu_nodes (1: not NUMA) */
 };
 
@@ -258,7 +258,11 @@ struct mw_thread_record {
  * tracing on (a trace session). */
 enum mw_trace_kind {
 	MW_TRACE_MIGRATION = 1,
+	MW_TRACE_STOPPER_RUN = 2,
 };
+/* The bit of a kind in mw_settings.trace_on: `migwatch trace` wants
+ * migrations only, a capture stopper runs as well. */
+#define MW_TRACE_BIT(kind) (1u << (kind))
 
 #define MW_MIGRATION_IN_INTERRUPT 0x1u /* moved from hard or soft interrupt context */
 
@@ -276,6 +280,22 @@ struct mw_migration_event {
 	__u32 requester_tgid;
 	__u32 pad;
 	char comm[MW_COMM_LEN];
+	char requester_comm[MW_COMM_LEN];
+};
+
+/* One finished on-CPU interval of a migration/N stopper thread, as charged
+ * to the counters (stopper_run_ns): `dur_ns` is the scheduler's runtime of
+ * the interval; it ended at `end_ns`, so it began near end_ns - dur_ns (a
+ * stopper is never preempted). */
+struct mw_stopper_run_event {
+	__u32 kind; /* MW_TRACE_STOPPER_RUN */
+	__u32 cpu;
+	__u64 end_ns; /* bpf_ktime_get_ns() at the switch out */
+	__u64 dur_ns;
+	__u32 work; /* enum mw_work */
+	__u32 requester_pid;  /* MW_KERNEL_TGID: queued from interrupt context */
+	__u32 requester_tgid;
+	__u32 victim_pid; /* the task it took the CPU from while runnable, 0: none */
 	char requester_comm[MW_COMM_LEN];
 };
 

@@ -78,7 +78,7 @@ class TraceCollector {
     ring_ = ring_buffer__new(session.probes().trace_events_fd(), Deliver, this, nullptr);
     EXPECT_TRUE(ring_) << "cannot open the trace ring buffer";
     drops_before_ = Drops();
-    session.SetTracing(true);
+    session.SetTracing(MW_TRACE_BIT(MW_TRACE_MIGRATION));
     thread_ = std::thread([this] {
       while (!stop_) ring_buffer__poll(ring_, 20);
     });
@@ -90,7 +90,7 @@ class TraceCollector {
   uint64_t Stop() {
     if (!stop_.exchange(true)) {
       thread_.join();
-      session_.SetTracing(false);
+      session_.SetTracing(0);
       ring_buffer__consume(ring_);
       ring_buffer__free(ring_);
     }

@@ -44,6 +44,19 @@ const std::vector<std::string> kAsNobody = {"setpriv", "--reuid=65534", "--regid
 std::vector<BadInput> Cases() {
   auto fixed = [](std::vector<std::string> a) { return [a](const Stage&) { return a; }; };
   auto with_config = [](const Stage& s) { return std::vector<std::string>{WebConfig(s)}; };
+  // migwatch capture ARGS -o dir/FILE (FILE empty: the directory itself).
+  auto capture = [](std::vector<std::string> a, std::string file) {
+    return [a, file](const Stage& s) {
+      std::vector<std::string> args{"capture"};
+      args.insert(args.end(), a.begin(), a.end());
+      args.push_back("-o");
+      args.push_back(file.empty() ? s.dir.string() + "/" : (s.dir / file).string());
+      return args;
+    };
+  };
+  auto thresholds = [](std::string file) {
+    return [file](const Stage& s) { return std::vector<std::string>{"--capture.thresholds=" + (s.dir / file).string()}; };
+  };
   return {
       {"unknown_flag", fixed({"--no-such-flag"}), "not expected: --no-such-flag"},
       {"stray_argument", fixed({"--labels.cap", "5", "stray"}), "not expected: stray"},
@@ -83,6 +96,18 @@ std::vector<BadInput> Cases() {
       {"interval_negative", fixed({"top", "-d", "-1"}), "--interval"},
       {"log_level_unknown", fixed({"--log.level=verbose"}), "unknown --log.level 'verbose'"},
       {"log_format_unknown", fixed({"--log.format=xml"}), "--log.format"},
+      {"capture_duration_zero", capture({"-D", "0"}, "x.json"), "--duration: Value 0 not in range"},
+      {"capture_duration_not_a_number", capture({"-D", "soon"}, "x.json"), "--duration"},
+      {"capture_without_output", fixed({"capture", "-D", "2"}), "--output is required"},
+      {"capture_output_directory_missing", capture({"-D", "2"}, "absent/x.json"),
+       "cannot write the capture file"},
+      {"capture_output_is_directory", capture({"-D", "2"}, ""), "not a file name"},
+      {"capture_thresholds_missing", thresholds("absent.json"), "cannot read the thresholds file"},
+      // The file in dir/web.yml: a thresholds.json cut short.
+      {"capture_thresholds_malformed", thresholds("web.yml"), "is not thresholds.json's format", false, {},
+       "{\"storm_min_rate\": {\"value\": }}"},
+      {"capture_thresholds_incomplete", thresholds("web.yml"), "has no number >= 0 for", false, {},
+       "{\"stopper_cpu_ratio\": {\"value\": 0.1}}"},
   };
 }
 

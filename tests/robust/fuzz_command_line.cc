@@ -34,6 +34,12 @@ int RunServe(const ServeOptions& options) {
   Require(options.common.probes.max_processes >= 64 && options.common.probes.max_processes <= (1u << 20));
   Require(options.common.probes.max_processes >= 64 && options.common.probes.max_processes <= (1u << 20));
   Require(!options.listen_addresses.empty());
+  Require(options.capture.seconds >= 0.1 && options.capture.seconds <= 3600);
+  Require(options.capture.max_files >= 1);
+  return 0;
+}
+int RunCapture(const CaptureOptions& options) {
+  Require(options.duration_seconds >= 0.1 && options.duration_seconds <= 3600);
   return 0;
 }
 int RunTop(const TopOptions&) { return 0; }

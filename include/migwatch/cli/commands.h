@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "migwatch/cli/capture.h"
 #include "migwatch/model/session.h"
 
 namespace migwatch {
@@ -18,6 +19,9 @@ struct ServeOptions {
   std::string telemetry_path = "/metrics";
   std::string web_config_file;
   double sweep_interval_seconds = 1.0;
+  /// thresholds.json of the alert rules; empty: no storm captures.
+  std::string capture_thresholds_file = "/usr/share/migwatch/prometheus/thresholds.json";
+  StormCaptureOptions capture;
 };
 
 struct TopOptions {
@@ -39,6 +43,12 @@ struct TraceOptions {
   uint32_t max_rate = 10000;    ///< lines per second printed at most
 };
 
+struct CaptureOptions {
+  CommonOptions common;
+  double duration_seconds = 10;
+  std::string output;  ///< the Chrome JSON trace file to write
+};
+
 struct CheckOptions {
   CommonOptions common;
   uint32_t storm_flips = 2000;
@@ -48,5 +58,6 @@ int RunServe(const ServeOptions& options);
 int RunTop(const TopOptions& options);
 int RunTrace(const TraceOptions& options);
 int RunCheck(const CheckOptions& options);
+int RunCapture(const CaptureOptions& options);
 
 }  // namespace migwatch

@@ -9,6 +9,7 @@
 namespace migwatch {
 
 class Session;
+struct CaptureCounts;
 
 struct BuildInfo {
   std::string version;
@@ -25,12 +26,14 @@ struct BuildInfo {
 /// threads at once.
 class MetricsCollector : public prometheus::Collectable {
  public:
-  MetricsCollector(Session& session, BuildInfo build);
+  /// `captures`: the daemon's storm captures, read at each scrape.
+  MetricsCollector(Session& session, BuildInfo build, const CaptureCounts& captures);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   Session& session_;
   BuildInfo build_;
+  const CaptureCounts& captures_;
 };
 
 /// process_* metrics of the calling process, as official clients export them.

@@ -87,8 +87,8 @@ class Probes {
   bool ReadThreadRecords(std::vector<mw_thread_record>* out) const;
   bool has_task_iterator() const { return task_iterator_ != nullptr; }
 
-  /// Turns migration records in the trace ring buffer on or off.
-  void SetTracing(bool on);
+  /// Which records go to the trace ring buffer: MW_TRACE_BIT()s, 0 for none.
+  void SetTracing(uint32_t records);
   /// Recursion misses of every attached program (0 where the kernel does
   /// not report them).
   std::vector<ProgramMisses> Misses() const;

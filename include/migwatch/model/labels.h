@@ -13,6 +13,11 @@ std::string_view ReasonName(int reason);  ///< "wakeup", ..., "other"
 std::string_view WorkName(int work);      ///< "affinity", ..., "other"
 std::string_view DropName(int drop);      ///< "trace_ringbuf", ...
 
+/// Whether a traced move is the kernel's, whatever task it found running:
+/// made from interrupt context, or by the balancer. Its requester fields
+/// then name no one who asked.
+bool MovedByKernel(const mw_migration_event& e);
+
 /// The enum value of a reason name, for filters given on the command line.
 std::optional<mw_reason> ReasonFromName(std::string_view name);
 

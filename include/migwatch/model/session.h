@@ -69,8 +69,8 @@ class Session {
   bool ConsumeEvents();
   /// Who the process with this tgid is (for trace records).
   ProcessIdentity IdentityOf(uint32_t tgid, const std::string& comm);
-  /// Turns migration records in the trace ring buffer on or off.
-  void SetTracing(bool on);
+  /// Which records go to the trace ring buffer: MW_TRACE_BIT()s, 0 for none.
+  void SetTracing(uint32_t records);
 
  private:
   Session() = default;
