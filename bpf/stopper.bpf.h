@@ -266,6 +266,7 @@ static __noinline void emit_stopper_run(struct event *ev, const struct mw_stoppe
 					 const struct mw_process_key *requester, __u64 dur)
 {
 	struct mw_stopper_run_event *e = bpf_ringbuf_reserve(&trace_events, sizeof(*e), 0);
+	struct task_struct *victim;
 
 	if (!e) {
 		ev->cc->drops[MW_DROP_TRACE_RINGBUF]++;
@@ -279,7 +280,8 @@ static __noinline void emit_stopper_run(struct event *ev, const struct mw_stoppe
 	e->requester_tgid = requester->tgid;
 	/* The task the run took the CPU from, if it could still run (read only
 	 * while tracing; the switch in keeps the task, not its tid). */
-	e->victim_pid = ev->st->run_victim.tgid ? BPF_CORE_READ((struct task_struct *)ev->st->run_victim_task, pid) : 0;
+	victim = ev->st->run_victim.tgid ? (struct task_struct *)ev->st->run_victim_task : NULL;
+	e->victim_pid = victim ? BPF_CORE_READ(victim, pid) : 0;
 	if (req && requester->tgid != MW_KERNEL_TGID) {
 		e->requester_pid = req->requester_pid;
 		__builtin_memcpy(e->requester_comm, req->requester_comm, MW_COMM_LEN);
