@@ -277,12 +277,12 @@ static __noinline void emit_stopper_run(struct event *ev, const struct mw_stoppe
 	e->end_ns = bpf_ktime_get_ns();
 	e->dur_ns = dur;
 	e->work = work;
-	e->requester_tgid = requester->tgid;
+	e->requester_tgid = requester ? requester->tgid : MW_KERNEL_TGID;
 	/* The task the run took the CPU from, if it could still run (read only
 	 * while tracing; the switch in keeps the task, not its tid). */
 	victim = ev->st->run_victim.tgid ? (struct task_struct *)ev->st->run_victim_task : NULL;
 	e->victim_pid = victim ? BPF_CORE_READ(victim, pid) : 0;
-	if (req && requester->tgid != MW_KERNEL_TGID) {
+	if (req && requester && requester->tgid != MW_KERNEL_TGID) {
 		e->requester_pid = req->requester_pid;
 		__builtin_memcpy(e->requester_comm, req->requester_comm, MW_COMM_LEN);
 	} else {
@@ -290,6 +290,30 @@ static __noinline void emit_stopper_run(struct event *ev, const struct mw_stoppe
 		__builtin_memset(e->requester_comm, 0, MW_COMM_LEN);
 	}
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* Who asked for a run: NULL for the kernel. The balancer and the watchdog
+ * queue work from interrupt context, whatever task the interrupt found
+ * (fentry names them on kernels that hide the context). */
+static __always_inline const struct mw_process_key *run_requester(const struct mw_stopper_request *req, __u64 work)
+{
+	return req && work != MW_WORK_ACTIVE_BALANCE && work != MW_WORK_WATCHDOG ? &req->requester : NULL;
+}
+
+/* The requester's entry, created if new (the kernel's for NULL). A frame of
+ * its own for the entry's initial value: charge_stopper_run's calls nest
+ * four deep, within the verifier's 512 bytes of stack for them all. */
+static __noinline struct mw_process_stats *requester_entry(const struct mw_stopper_request *req,
+							   const struct mw_process_key *requester, struct event *ev)
+{
+	struct mw_process_stats init = {.flags = MW_TASK_KTHREAD};
+	struct mw_process_key kernel = {};
+
+	if (!req || !requester)
+		return process_entry(&kernel, &init, ev);
+	__builtin_memcpy(init.comm, req->requester_comm, MW_COMM_LEN);
+	init.flags = req->requester_flags;
+	return process_entry(requester, &init, ev);
 }
 
 /* Charges one finished on-CPU interval of this CPU's stopper: to the CPU and
@@ -304,9 +328,8 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &cpu);
-	struct mw_process_stats init = {}, *ps, *moved = NULL, *victim;
-	struct mw_process_key kernel = {};
-	const struct mw_process_key *requester = &kernel;
+	struct mw_process_stats *ps, *moved = NULL, *victim;
+	const struct mw_process_key *requester;
 	struct cpu_state *st;
 	struct event ev;
 	__u64 work;
@@ -320,17 +343,8 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 	ev.cc->stopper_work_ns[work] += dur;
 	ev.cc->stopper_work_runs[work]++;
 
-	/* The balancer and the watchdog queue work from interrupt context,
-	 * whatever task the interrupt found (fentry names them on kernels that
-	 * hide the context). */
-	if (req && work != MW_WORK_ACTIVE_BALANCE && work != MW_WORK_WATCHDOG) {
-		requester = &req->requester;
-		__builtin_memcpy(init.comm, req->requester_comm, MW_COMM_LEN);
-		init.flags = req->requester_flags;
-	} else {
-		init.flags = MW_TASK_KTHREAD;
-	}
-	if ((ps = process_entry(requester, &init, &ev))) {
+	requester = run_requester(req, work);
+	if ((ps = requester_entry(req, requester, &ev))) {
 		add(&ps->stopper_requested_ns, dur);
 		add(&ps->stopper_requested_runs, 1);
 		if (st->run_affinity_changes)
@@ -339,7 +353,7 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 	if (st->run_moves) {
 		/* A process that asked for its own threads' moves (an affinity
 		 * storm's flipper) is looked up once. */
-		if (ps && same_process(&st->run_moved, requester))
+		if (ps && requester && same_process(&st->run_moved, requester))
 			moved = ps;
 		if (st->run_moved_deferred)
 			moved = req ? settle_deferred_move(req, moved, &ev) : moved;
@@ -352,7 +366,7 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 		emit_stopper_run(&ev, req, work, requester, dur);
 	if (st->run_victim.tgid) {
 		/* Most often the moved task itself: its entry is at hand. */
-		if (ps && same_process(&st->run_victim, requester))
+		if (ps && requester && same_process(&st->run_victim, requester))
 			victim = ps;
 		else if (moved && same_process(&st->run_victim, &st->run_moved))
 			victim = moved;
