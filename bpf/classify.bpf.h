@@ -100,11 +100,15 @@ static __always_inline void count_affinity_change(struct event *ev, struct task_
 		return;
 	}
 	/* An interrupt that moved p did so for the kernel, not for the task it
-	 * interrupted. */
+	 * interrupted; a stopper whose run began unseen, for its requester. */
 	if (in_interrupt(event_context(ev))) {
 		struct mw_process_stats init = {.flags = MW_TASK_KTHREAD};
 
 		ps = process_entry(&key, &init, ev); /* key: MW_KERNEL_TGID */
+	} else if (current_is_stopper(ev)) {
+		struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
+
+		ps = requester_entry(req, req ? &req->requester : NULL, ev);
 	} else {
 		if (current_task_is_btf())
 			process_key_of(bpf_get_current_task_btf(), &key, true);

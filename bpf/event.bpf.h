@@ -46,6 +46,16 @@ static __always_inline bool event_from_slot(struct event *ev, struct cpu_slot *s
 	return true;
 }
 
+/* Whether `current` is this CPU's stopper, whether or not the run was seen
+ * to begin (in_stopper): for the rare paths that must not take the stopper
+ * for a requester. */
+static __always_inline bool current_is_stopper(const struct event *ev)
+{
+	__u32 stopper = ev->slot->shared.stopper_pid;
+
+	return ev->in_stopper || (stopper && (__u32)bpf_get_current_pid_tgid() == stopper);
+}
+
 static __always_inline bool event_open(struct event *ev)
 {
 	return event_from_slot(ev, this_cpu_slot());

@@ -177,7 +177,7 @@ static __always_inline void note_stopper_request(struct mw_stopper_request *req,
 	}
 	/* A stopper that hands its work on to another CPU's (the task moved
 	 * meanwhile) passes on who asked for it. */
-	if (ev->in_stopper) {
+	if (current_is_stopper(ev)) {
 		struct mw_stopper_request *own = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 
 		if (own && own != req) {

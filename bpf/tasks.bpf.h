@@ -101,7 +101,7 @@ static __always_inline void emit_migration(struct event *ev, struct task_struct 
 		e->requester_pid = MW_KERNEL_TGID;
 		e->requester_tgid = MW_KERNEL_TGID;
 		__builtin_memset(e->requester_comm, 0, MW_COMM_LEN);
-	} else if (ev->in_stopper) {
+	} else if (current_is_stopper(ev)) {
 		struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 
 		e->requester_pid = req ? req->requester_pid : MW_KERNEL_TGID;
