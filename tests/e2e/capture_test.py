@@ -10,6 +10,7 @@ storm writes the same kind of file. Root: the BPF programs are loaded.
     MIGWATCH=build/daemon/migwatch MW_WORKLOAD=build/tests/workload/mw_workload \\
     MW_SOURCE_DIR=. tests/e2e/capture_test.py [TestCase[.test]]
 """
+import collections
 import json
 import os
 import re
@@ -110,8 +111,13 @@ class CaptureChecks(unittest.TestCase):
         print(f"storm's migrations in the capture: {len(theirs)}, of its spinner {len(spinner)}, "
               f"affinity {len(affinity)}")
         self.assertGreater(len(spinner), 100, "the storm's spinner barely shows")
-        # The spinner only ever moves because its affinity flips.
-        self.assertEqual({m["args"]["reason"] for m in spinner}, {"affinity"})
+        # The spinner only ever moves because its affinity flips. Once in
+        # a while a balancer pulls it off the CPU it may no longer use
+        # before the stopper moves it: that move is the balancer's (the
+        # decision order in bpf/classify.bpf.h), and it stays rare.
+        reasons = collections.Counter(m["args"]["reason"] for m in spinner)
+        self.assertLessEqual(set(reasons), {"affinity", "load_balance"}, reasons)
+        self.assertLessEqual(reasons["load_balance"], 0.01 * len(spinner), reasons)
         self.assertEqual({m["args"]["process"] for m in theirs}, {name})
         for m in spinner:
             self.assertNotEqual(m["args"]["from_cpu"], m["args"]["to_cpu"])

@@ -29,6 +29,8 @@ echo "MIGWATCH-GUEST-KERNEL=$(uname -r) cpus=$(nproc)"
 # Kernel messages would break result lines on the console; errors still
 # show (RCU stalls, hung tasks, soft lockups), for a guest that hangs.
 dmesg -n 4
+# A task blocked for 30 s shows its stack there (the default waits 120 s).
+[ -w /proc/sys/kernel/hung_task_timeout_secs ] && echo 30 >/proc/sys/kernel/hung_task_timeout_secs
 # The workload must not migrate before exec gives it its name: this shell
 # stays on CPU 0 (see matrix_guest.sh).
 taskset -p 1 $$ >/dev/null
