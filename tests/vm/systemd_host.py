@@ -283,6 +283,8 @@ def main(argv: list[str]) -> int:
                         help="kernels to boot (repeatable; default: all)")
     parser.add_argument("--jobs", type=vm.positive_int, metavar="N",
                         help="guests booted at the same time (default: all that fit in memory)")
+    parser.add_argument("--one-host-thread", action="store_true",
+                        help="emulate each guest's vCPUs in one host thread (QEMU -accel tcg,thread=single)")
     parser.add_argument("--work-dir", required=True, help="image, logs and results")
     parser.add_argument("--rootfs-only", action="store_true",
                         help="build (or find) the cached root file system and stop")
@@ -330,7 +332,8 @@ def main(argv: list[str]) -> int:
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [
             pool.submit(vm.boot, kernel, initrd, GUEST_CPUS, GUEST_MEMORY_MIB, GUEST_TIMEOUT_SECONDS,
-                        APPEND, work_dir / f"{kernel.alias}.log", echo_for(kernel.alias))
+                        APPEND, work_dir / f"{kernel.alias}.log", echo_for(kernel.alias),
+                        one_host_thread=arguments.one_host_thread)
             for kernel in kernels
         ]
         boots = [future.result() for future in futures]

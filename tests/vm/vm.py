@@ -577,7 +577,7 @@ SOFT_LOCKUP = "watchdog: BUG: soft lockup"
 
 def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout: int,
          append: str, log_path: Path, echo, maxcpus: int | None = None,
-         numa_nodes: int | None = None) -> BootResult:
+         numa_nodes: int | None = None, one_host_thread: bool = False) -> BootResult:
     """Boots the guest; boots it once more if its kernel panicked.
 
     QEMU 7.2's software emulation still crashes a guest kernel now and then
@@ -590,9 +590,10 @@ def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout:
     maxcpus, when given, is the number of possible CPUs (smp of them online):
     the kernel sizes per-CPU data, BPF's per-CPU maps included, by it.
     numa_nodes, when given, splits the CPUs and the memory evenly over that
-    many NUMA nodes (numa_arguments)."""
+    many NUMA nodes (numa_arguments). one_host_thread emulates every vCPU in
+    one host thread (boot_once)."""
     result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus,
-                       numa_nodes)
+                       numa_nodes, one_host_thread)
     text = log_path.read_text(errors="replace")
     if result.status is None and (KERNEL_PANIC in text or SOFT_LOCKUP in text):
         # The retry writes the log its readers expect; the failed boot's stays.
@@ -601,7 +602,7 @@ def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout:
         what = "panicked" if KERNEL_PANIC in text else "locked up"
         log(f"{kernel.alias}: the guest kernel {what} under emulation (log: {panicked_log}); booting it once more")
         result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus,
-                           numa_nodes)
+                           numa_nodes, one_host_thread)
     return result
 
 
@@ -622,14 +623,18 @@ def numa_arguments(nodes: int, cpus: int, memory_mib: int) -> list[str]:
 
 def boot_once(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout: int,
               append: str, log_path: Path, echo, maxcpus: int | None = None,
-              numa_nodes: int | None = None) -> BootResult:
+              numa_nodes: int | None = None, one_host_thread: bool = False) -> BootResult:
     # Software emulation even where /dev/kvm exists: on the nested build
     # machines KVM opens but stops the guest with "emulation failure".
     # Without CMPXCHG16B: QEMU 7.2's emulation of it corrupted memory in about
     # half of the 6.12 boots (SLUB uses it on every allocation; random oopses
     # and double faults in early boot); with it hidden, 20 of 20 boots passed.
+    # one_host_thread: all vCPUs take turns in one host thread instead of a
+    # thread each. Slower, but the kernel patching its own text (every
+    # fentry and tracepoint attach) is then seen by every vCPU at once: the
+    # faults above came while programs were attached.
     command = [
-        QEMU, "-accel", "tcg", "-cpu", "qemu64,-cx16",
+        QEMU, "-accel", "tcg,thread=single" if one_host_thread else "tcg", "-cpu", "qemu64,-cx16",
         "-m", str(memory_mib), "-smp", f"{smp},maxcpus={maxcpus}" if maxcpus else str(smp),
         "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd),
         "-append", f"console=ttyS0 quiet panic=-1 {append}".strip(),
