@@ -345,18 +345,36 @@ def section_kernel(tools, workloads: Workloads, sizes: Sizes) -> dict:
     with reference, Daemon(tools.migwatch, workloads.scratch) as daemon:
         time.sleep(SETTLE_SECONDS)
         ids = bpf_program_ids(daemon.pid) | bpf_program_ids(reference.process.pid)
-        before = bpf_program_stats(ids)
+        readings = [bpf_program_stats(ids)]
         for workload in WORKLOADS:
             workloads.run(workload, sizes)
-        after = bpf_program_stats(ids)
+            readings.append(bpf_program_stats(ids))
+    # All the workloads together (the budget), and each one alone: which
+    # kind of event the cost comes from.
+    by_workload = [{"workload": workload.key, "programs": program_costs(before, after, BUDGETED_PROGRAMS)}
+                   for workload, before, after in zip(WORKLOADS, readings, readings[1:])]
+    return {
+        "workload": [" ".join(sizes.arguments(w)) for w in WORKLOADS],
+        "statistics": "BPF_ENABLE_STATS (as kernel.bpf_stats_enabled=1), run_time_ns/run_cnt per program",
+        "programs": program_costs(readings[0], readings[-1]),
+        "by_workload": by_workload,
+    }
 
+
+# The programs the per-event budget covers (evaluate_targets).
+BUDGETED_PROGRAMS = ("sched_migrate_task_btf", "sched_switch_btf", "sched_waking_btf")
+
+
+def program_costs(before: dict, after: dict, names=None) -> list[dict]:
+    """Run time per event of each of migwatch's programs (or of `names`)
+    between two readings, beside its empty reference program's."""
     def per_event(name: str) -> tuple[int, float | None]:
         runs = after[name][1] - before[name][1]
         return runs, (after[name][0] - before[name][0]) / runs if runs else None
 
     programs = []
     for name in sorted(after):
-        if name.startswith("ref_"):
+        if name.startswith("ref_") or (names is not None and name not in names):
             continue
         events, ns = per_event(name)
         reference_name = "ref_" + name
@@ -367,11 +385,7 @@ def section_kernel(tools, workloads: Workloads, sizes: Sizes) -> dict:
             "reference_ns_per_event": reference_ns,
             "ratio": ns / reference_ns if ns is not None and reference_ns else None,
         })
-    return {
-        "workload": [" ".join(sizes.arguments(w)) for w in WORKLOADS],
-        "statistics": "BPF_ENABLE_STATS (as kernel.bpf_stats_enabled=1), run_time_ns/run_cnt per program",
-        "programs": programs,
-    }
+    return programs
 
 
 SLOWDOWN_SH = Path(__file__).resolve().parent / "slowdown.sh"
@@ -835,8 +849,7 @@ def evaluate_targets(results: dict) -> list[dict]:
 
     if "kernel" in results:
         programs = {p["program"]: p for p in results["kernel"]["programs"]}
-        for program, ratio_limit, ns_limit in (("sched_migrate_task_btf", 4.0, 100.0),
-                                               ("sched_switch_btf", 1.5, None), ("sched_waking_btf", 1.5, None)):
+        for program, ratio_limit, ns_limit in zip(BUDGETED_PROGRAMS, (4.0, 1.5, 1.5), (100.0, None, None)):
             p = programs.get(program)
             if not p or p["ratio"] is None:
                 add(f"{program} measured", "not measured", False)
@@ -912,6 +925,13 @@ def markdown(results: dict) -> str:
                 for p in results["kernel"]["programs"] if p["events"]]
         out.append("## Kernel cost per event\n\n"
                    + table(["program", "events", "ns/event", "empty program ns/event", "ratio"], rows))
+        rows = [[w["workload"], f"`{p['program']}`", fmt(p["events"]), fmt(p["ns_per_event"]),
+                 fmt(p["reference_ns_per_event"]), fmt(p["ratio"], 2) + ("x" if p["ratio"] else "")]
+                for w in results["kernel"].get("by_workload", []) for p in w["programs"] if p["events"]]
+        if rows:
+            out.append("The budgeted programs under each workload alone:\n\n"
+                       + table(["workload", "program", "events", "ns/event", "empty program ns/event", "ratio"],
+                               rows))
     if slowdown_runs := results.get("slowdown", {}).get("runs", []) + results.get("vm", {}).get("slowdown", []):
         header = ["workload", "where"] + [f"{c}" for c in CONDITIONS if c != "alone"] + ["alone, seconds"]
         rows = []

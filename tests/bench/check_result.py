@@ -62,6 +62,14 @@ def problems(result: dict, sections: list[str]) -> list[str]:
                 c = conditions.get(name, {})
                 if not all(isinstance(c.get(k), NUMBER) for k in ("ratio_median", "ratio_min", "ratio_max")):
                     found.append(f"slowdown {run.get('where')} {w.get('workload')} {name} lacks its ratios")
+    if "kernel" in sections and "kernel" in result:
+        split = result["kernel"].get("by_workload")
+        if not isinstance(split, list) or not split:
+            found.append("kernel.by_workload is not a non-empty list")
+        for w in split or []:
+            names = {p.get("program") for p in w.get("programs", [])}
+            if not isinstance(w.get("workload"), str) or "sched_migrate_task_btf" not in names:
+                found.append(f"kernel.by_workload entry {w.get('workload')!r} lacks sched_migrate_task_btf")
     if "daemon" in sections and "daemon" in result:
         if not result["daemon"].get("count_checks") or not result["daemon"].get("scrape_latency"):
             found.append("daemon.count_checks or daemon.scrape_latency is empty")
