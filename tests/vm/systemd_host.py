@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -320,13 +319,7 @@ def main(argv: list[str]) -> int:
         return vm.HARNESS_FAILURE
 
     jobs = arguments.jobs or vm.default_jobs(len(kernels), GUEST_MEMORY_MIB)
-    output_lock = threading.Lock()
-
-    def echo_for(alias):
-        def echo(line):
-            with output_lock:
-                print(f"[{alias}] {line}", flush=True)
-        return echo
+    echo_for = vm.prefixed_echoes()
 
     boot_started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:

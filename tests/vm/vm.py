@@ -684,6 +684,20 @@ def boot_once(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_tim
                       timed_out=expired.is_set())
 
 
+def prefixed_echoes():
+    """For guests booted side by side: prefixed_echo(alias) gives the echo
+    that prints one guest's console lines as "[alias] line", whole lines
+    only, whichever guest prints."""
+    output_lock = threading.Lock()
+
+    def prefixed_echo(alias):
+        def echo(line):
+            with output_lock:
+                print(f"[{alias}] {line}", flush=True)
+        return echo
+    return prefixed_echo
+
+
 def report_missing_status(alias: str, result: BootResult) -> None:
     reason = f"no answer within {result.seconds:.0f} s" if result.timed_out else "QEMU exited"
     lines = result.log_path.read_text(errors="replace").splitlines()
@@ -751,13 +765,7 @@ def command_matrix(arguments) -> int:
     # Every kernel first: a missing one fails the run before any boot.
     kernels = [fetch_kernel(alias) for alias in aliases]
     jobs = arguments.jobs or default_jobs(len(kernels), arguments.memory)
-    output_lock = threading.Lock()
-
-    def prefixed_echo(alias):
-        def echo(line):
-            with output_lock:
-                print(f"[{alias}] {line}", flush=True)
-        return echo
+    prefixed_echo = prefixed_echoes()
 
     with work_directory(arguments.work_dir) as (work_dir, keep):
         initrd = work_dir / "initrd.img"
