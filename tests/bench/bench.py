@@ -349,6 +349,7 @@ def section_kernel(tools, workloads: Workloads, sizes: Sizes) -> dict:
         for workload in WORKLOADS:
             workloads.run(workload, sizes)
             readings.append(bpf_program_stats(ids))
+        during_capture = capture_costs(tools, workloads, sizes, ids)
     # All the workloads together (the budget), and each one alone: which
     # kind of event the cost comes from.
     by_workload = [{"workload": workload.key, "programs": program_costs(before, after, BUDGETED_PROGRAMS)}
@@ -358,6 +359,43 @@ def section_kernel(tools, workloads: Workloads, sizes: Sizes) -> dict:
         "statistics": "BPF_ENABLE_STATS (as kernel.bpf_stats_enabled=1), run_time_ns/run_cnt per program",
         "programs": program_costs(readings[0], readings[-1]),
         "by_workload": by_workload,
+        "during_capture": during_capture,
+    }
+
+
+def capture_costs(tools, workloads: Workloads, sizes: Sizes, ids: set[int]) -> dict:
+    """The storm that needs the stopper for every flip once more, while
+    `migwatch capture` records it: the capture's programs (tracing on)
+    beside the daemon's (tracing off: what every event costs outside a
+    capture) over the same events, each against the empty programs."""
+    output = workloads.scratch / "bench-capture.json"
+    log_path = workloads.scratch / "bench-capture.log"
+    with open(log_path, "w") as log:
+        capture = subprocess.Popen([tools.migwatch, "capture", "-D", "600", "-o", output],
+                                   stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (capture_ids := bpf_program_ids(capture.pid)):
+            if capture.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"migwatch capture did not attach: {log_path.read_text()}")
+            time.sleep(0.1)
+        time.sleep(SETTLE_SECONDS)  # from attached to recording
+        before, capturing_before = bpf_program_stats(ids), bpf_program_stats(capture_ids)
+        workloads.run(STORM_WHILE_RUNNING, sizes)
+        after, capturing_after = bpf_program_stats(ids), bpf_program_stats(capture_ids)
+    finally:
+        capture.send_signal(signal.SIGTERM)
+        summary = capture.communicate(timeout=60)[0].strip()
+    if capture.returncode != 0:
+        raise BenchError(f"migwatch capture failed ({capture.returncode}): {summary} {log_path.read_text()}")
+    references = {name: value for name, value in after.items() if name.startswith("ref_")}
+    references_before = {name: before[name] for name in references}
+    return {
+        "workload": STORM_WHILE_RUNNING.key,
+        "capture": summary,
+        "capturing": program_costs({**capturing_before, **references_before}, {**capturing_after, **references},
+                                   BUDGETED_PROGRAMS),
+        "not_capturing": program_costs(before, after, BUDGETED_PROGRAMS),
     }
 
 
@@ -931,6 +969,15 @@ def markdown(results: dict) -> str:
         if rows:
             out.append("The budgeted programs under each workload alone:\n\n"
                        + table(["workload", "program", "events", "ns/event", "empty program ns/event", "ratio"],
+                               rows))
+        if capture := results["kernel"].get("during_capture"):
+            rows = [[label, f"`{p['program']}`", fmt(p["events"]), fmt(p["ns_per_event"]),
+                     fmt(p["reference_ns_per_event"]), fmt(p["ratio"], 2) + ("x" if p["ratio"] else "")]
+                    for label, key in (("capturing (`migwatch capture`)", "capturing"),
+                                       ("not capturing (the daemon, beside it)", "not_capturing"))
+                    for p in capture[key] if p["events"]]
+            out.append(f"During a capture, {capture['workload']} once more ({capture['capture']}):\n\n"
+                       + table(["programs", "program", "events", "ns/event", "empty program ns/event", "ratio"],
                                rows))
     if slowdown_runs := results.get("slowdown", {}).get("runs", []) + results.get("vm", {}).get("slowdown", []):
         header = ["workload", "where"] + [f"{c}" for c in CONDITIONS if c != "alone"] + ["alone, seconds"]

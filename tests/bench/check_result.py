@@ -70,6 +70,11 @@ def problems(result: dict, sections: list[str]) -> list[str]:
             names = {p.get("program") for p in w.get("programs", [])}
             if not isinstance(w.get("workload"), str) or "sched_migrate_task_btf" not in names:
                 found.append(f"kernel.by_workload entry {w.get('workload')!r} lacks sched_migrate_task_btf")
+        capture = result["kernel"].get("during_capture") or {}
+        for key in ("capturing", "not_capturing"):
+            programs = {p.get("program"): p for p in capture.get(key, [])}
+            if not isinstance(programs.get("sched_migrate_task_btf", {}).get("ns_per_event"), NUMBER):
+                found.append(f"kernel.during_capture.{key} lacks sched_migrate_task_btf's cost")
     if "daemon" in sections and "daemon" in result:
         if not result["daemon"].get("count_checks") or not result["daemon"].get("scrape_latency"):
             found.append("daemon.count_checks or daemon.scrape_latency is empty")
