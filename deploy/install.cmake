@@ -42,6 +42,9 @@ find_program(MIGWATCH_GZIP gzip REQUIRED)
 set(_migwatch_generated "${CMAKE_BINARY_DIR}/deploy")
 file(MAKE_DIRECTORY "${_migwatch_generated}")
 install(FILES "${CMAKE_CURRENT_LIST_DIR}/debian/copyright" DESTINATION "${CMAKE_INSTALL_DOCDIR}")
+# lintian's overrides, each with the reason it does not apply.
+install(FILES "${CMAKE_CURRENT_LIST_DIR}/debian/lintian-overrides"
+  DESTINATION "${CMAKE_INSTALL_DATAROOTDIR}/lintian/overrides" RENAME migwatch)
 
 # The version's Debian revision comes from the changelog's latest entry,
 # "migwatch (VERSION-REVISION) ...", whose VERSION must be the project's.
