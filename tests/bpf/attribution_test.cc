@@ -14,6 +14,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -355,6 +357,116 @@ TEST(Attribution, MoreSpinnersThanCpusAreMovedByTheBalancer) {
   EXPECT_GT(moved[MW_REASON_LOAD_BALANCE] + moved[MW_REASON_ACTIVE_BALANCE], 0u);
   EXPECT_LT(moved[MW_REASON_OTHER] * 20, Total(moved) + 1) << "over 5% of the spinners' migrations are other";
   ExpectExplained("oversubscribed spinners", Minus(host1, host0));
+}
+
+// A cpuset of the host's cgroups for one test, removed however the test
+// ends: cgroup v1's cpuset hierarchy where it is mounted, else cgroup v2's
+// with the cpuset controller enabled for its children.
+class TestCpuset {
+ public:
+  explicit TestCpuset(const std::string& name) {
+    namespace fs = std::filesystem;
+    if (fs::exists("/sys/fs/cgroup/cpuset/cpuset.cpus")) {
+      root_ = "/sys/fs/cgroup/cpuset";
+    } else if (Read("/sys/fs/cgroup/cgroup.controllers").find("cpuset") != std::string::npos &&
+               Write("/sys/fs/cgroup/cgroup.subtree_control", "+cpuset")) {
+      root_ = "/sys/fs/cgroup";
+    } else {
+      return;
+    }
+    dir_ = root_ + "/" + name;
+    std::error_code error;
+    if (!fs::create_directory(dir_, error)) {
+      dir_.clear();
+      return;
+    }
+    // v1 wants its memory nodes before any task; v2 inherits them.
+    const std::string mems = Read(root_ + "/cpuset.mems");
+    if (!mems.empty() && fs::exists(dir_ + "/cpuset.mems")) Write(dir_ + "/cpuset.mems", mems);
+  }
+  ~TestCpuset() {
+    if (dir_.empty()) return;
+    for (const std::string& pid : moved_) Write(root_ + "/cgroup.procs", pid);
+    std::filesystem::remove(dir_);
+  }
+  bool ok() const { return !dir_.empty(); }
+  bool SetCpus(int cpu) { return Write(dir_ + "/cpuset.cpus", std::to_string(cpu)); }
+  bool Move(pid_t pid) {
+    moved_.push_back(std::to_string(pid));
+    return Write(dir_ + "/cgroup.procs", moved_.back());
+  }
+
+ private:
+  static std::string Read(const std::string& path) {
+    std::ifstream in(path);
+    std::string text;
+    std::getline(in, text);
+    return text;
+  }
+  static bool Write(const std::string& path, const std::string& text) {
+    std::ofstream out(path);
+    out << text << std::flush;
+    return static_cast<bool>(out);
+  }
+
+  std::string root_;
+  std::string dir_;
+  std::vector<std::string> moved_;
+};
+
+// A cpuset rewrite moves the tasks in it, from the writer's context: the
+// writer is the requester, as numad or libvirt rewriting a VM's cpuset is.
+// Each rewrite here takes the spinner's only CPU away.
+TEST(Attribution, ACpusetRewriteIsChargedToTheProcessThatWroteIt) {
+  MIGWATCH_REQUIRE_BPF();
+  const auto cpus = workload::AllowedCpus();
+  ASSERT_GE(cpus.size(), 2u) << "needs two CPUs";
+  TestCpuset cpuset(UniqueName("mwt-cpuset-"));
+  ASSERT_TRUE(cpuset.ok()) << "no cpuset cgroup to use: neither cgroup v1's cpuset hierarchy nor cgroup v2 with "
+                              "the cpuset controller";
+  Subprocess w(MW_WORKLOAD_PATH, {"mw_workload", "--hold", "spinners", "--threads", "1", "--seconds", "0"});
+  ASSERT_TRUE(w.ValueOf("waiting"));
+  // The spinner is the thread that is not the (sleeping) main one.
+  pid_t tid = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(w.pid()) + "/task"))
+    if (const pid_t t = std::stoi(entry.path().filename()); t != w.pid()) tid = t;
+  ASSERT_NE(tid, 0);
+  ASSERT_TRUE(cpuset.SetCpus(cpus[0]) && cpuset.Move(w.pid()));
+  std::this_thread::sleep_for(100ms);
+
+  std::string writer;
+  std::getline(std::ifstream("/proc/self/comm"), writer);
+  auto session = OpenSession(20, tid);
+  ASSERT_TRUE(session);
+  EventPump pump(*session);
+  const int rewrites = 2000;
+  auto totals0 = session->TakeSnapshot().attribution;
+  auto kernel0 = ReadNrMigrations(w.pid(), tid);
+  TraceCollector trace(*session);
+  for (int i = 1; i <= rewrites; ++i) ASSERT_TRUE(cpuset.SetCpus(cpus[i % 2])) << "rewrite " << i;
+  ASSERT_TRUE(testing::WaitForStoppersToSleep(cpus, 2s)) << "a stopper kept running";
+  EXPECT_EQ(trace.Stop(), 0u) << "trace records were dropped";
+  auto kernel1 = ReadNrMigrations(w.pid(), tid);
+  auto totals1 = session->TakeSnapshot().attribution;
+  ASSERT_TRUE(kernel0 && kernel1);
+
+  const auto moved = trace.Of(tid);
+  const uint64_t changes =
+      ValueOr0(totals1.affinity_changes, writer) - ValueOr0(totals0.affinity_changes, writer);
+  std::printf("%d cpuset rewrites by %s: spinner moved %lu times (kernel), %lu traced as affinity, %lu affinity "
+              "changes counted for the writer\n",
+              rewrites, writer.c_str(), *kernel1 - *kernel0, moved[MW_REASON_AFFINITY], changes);
+  for (const auto& [requester, n] : trace.AffinityRequesters(tid))
+    std::printf("  affinity moves the trace gives to %s: %lu\n", requester.c_str(), n);
+  // Its only CPU taken away each time: one move per rewrite, no other.
+  EXPECT_EQ(*kernel1 - *kernel0, static_cast<uint64_t>(rewrites));
+  EXPECT_EQ(Total(moved), *kernel1 - *kernel0);
+  EXPECT_EQ(moved[MW_REASON_AFFINITY], Total(moved));
+  EXPECT_EQ(trace.AffinityRequesters(tid), (std::map<std::string, uint64_t>{{writer, moved[MW_REASON_AFFINITY]}}));
+  EXPECT_EQ(changes, moved[MW_REASON_AFFINITY]);
+  w.Send("go");
+  w.Send("quit");
+  EXPECT_EQ(w.Wait(), 0);
 }
 
 TEST(Attribution, ExecLoopIsLabelledByThePathTaken) {
