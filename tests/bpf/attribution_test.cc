@@ -368,8 +368,12 @@ class TestCpuset {
     namespace fs = std::filesystem;
     if (fs::exists("/sys/fs/cgroup/cpuset/cpuset.cpus")) {
       root_ = "/sys/fs/cgroup/cpuset";
-    } else if (Read("/sys/fs/cgroup/cgroup.controllers").find("cpuset") != std::string::npos &&
-               Write("/sys/fs/cgroup/cgroup.subtree_control", "+cpuset")) {
+    } else if (Read("/sys/fs/cgroup/cgroup.controllers").find("cpuset") != std::string::npos) {
+      // Enabled for the children only as long as the test needs it.
+      if (Read("/sys/fs/cgroup/cgroup.subtree_control").find("cpuset") == std::string::npos) {
+        if (!Write("/sys/fs/cgroup/cgroup.subtree_control", "+cpuset")) return;
+        enabled_ = true;
+      }
       root_ = "/sys/fs/cgroup";
     } else {
       return;
@@ -385,9 +389,11 @@ class TestCpuset {
     if (!mems.empty() && fs::exists(dir_ + "/cpuset.mems")) Write(dir_ + "/cpuset.mems", mems);
   }
   ~TestCpuset() {
-    if (dir_.empty()) return;
-    for (const std::string& pid : moved_) Write(root_ + "/cgroup.procs", pid);
-    std::filesystem::remove(dir_);
+    if (!dir_.empty()) {
+      for (const std::string& pid : moved_) Write(root_ + "/cgroup.procs", pid);
+      std::filesystem::remove(dir_);
+    }
+    if (enabled_) Write(root_ + "/cgroup.subtree_control", "-cpuset");
   }
   bool ok() const { return !dir_.empty(); }
   bool SetCpus(int cpu) { return Write(dir_ + "/cpuset.cpus", std::to_string(cpu)); }
@@ -412,6 +418,7 @@ class TestCpuset {
   std::string root_;
   std::string dir_;
   std::vector<std::string> moved_;
+  bool enabled_ = false;  // this test enabled cgroup v2's cpuset controller
 };
 
 // A cpuset rewrite moves the tasks in it, from the writer's context: the
