@@ -160,7 +160,9 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 {
 	const __u64 reason = bounded_index(classified, MW_REASON_COUNT, MW_REASON_OTHER);
 	const bool stopper_run = ev->in_stopper;
-	const bool exiting = !count_wakeups && (MW_READ(btf, p, flags) & PF_EXITING);
+	/* count_wakeups (a global) is read last, so that the common path
+	 * never reads it. */
+	const bool exiting = (MW_READ(btf, p, flags) & PF_EXITING) && !count_wakeups;
 	const bool traced = ev->set->trace_on & MW_TRACE_BIT(MW_TRACE_MIGRATION);
 	struct mw_process_stats *ps = NULL;
 	struct mw_process_key key = {};
@@ -183,7 +185,7 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 
 	/* The process entry, where needed: wakeups are the kernel's own
 	 * per-thread count (abi.h), read by the task iterator. */
-	if (reason != MW_REASON_WAKEUP || count_wakeups || exiting || stopper_run || traced) {
+	if (reason != MW_REASON_WAKEUP || exiting || stopper_run || traced || count_wakeups) {
 		process_key_of(p, &key, btf);
 		deferred = stopper_run && defer_stopper_move(ev, p, &key, reason, exiting);
 		if (!deferred)

@@ -113,21 +113,22 @@ enum mw_context {
 	MW_CTX_UNKNOWN, /* this kernel does not say */
 };
 
-/* `distance`: this CPU's preempt_count minus its runqueue (0: unknown).
- * `*addr` caches the address per CPU (0: not found yet). */
-static __always_inline enum mw_context cpu_context(__s64 distance, __u64 *addr)
+/* `*distance`: this CPU's preempt_count minus its runqueue (0: unknown), a
+ * global read only until `*addr`, the address cached per CPU, is found. */
+static __always_inline enum mw_context cpu_context(const volatile __s64 *distance, __u64 *addr)
 {
 	int pc;
 
-	if (!distance || !bpf_core_field_exists(((struct cfs_rq *)0)->rq))
-		return MW_CTX_UNKNOWN;
 	if (!*addr) {
 		struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
-		struct rq *rq = BPF_CORE_READ(cur, se.cfs_rq, rq);
+		struct rq *rq;
 
+		if (!*distance || !bpf_core_field_exists(((struct cfs_rq *)0)->rq))
+			return MW_CTX_UNKNOWN;
+		rq = BPF_CORE_READ(cur, se.cfs_rq, rq);
 		if (!rq || BPF_CORE_READ(rq, cpu) != bpf_get_smp_processor_id())
 			return MW_CTX_UNKNOWN;
-		*addr = (__u64)rq + distance;
+		*addr = (__u64)rq + *distance;
 	}
 	if (bpf_probe_read_kernel(&pc, sizeof(pc), (const void *)*addr))
 		return MW_CTX_UNKNOWN;

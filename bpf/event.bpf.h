@@ -69,7 +69,7 @@ static __always_inline enum mw_context event_context(struct event *ev)
 {
 	if (ev->ctx != MW_CTX_UNKNOWN)
 		return ev->ctx;
-	ev->ctx = cpu_context(preempt_count_from_rq, &ev->st->preempt_count_addr);
+	ev->ctx = cpu_context(&preempt_count_from_rq, &ev->st->preempt_count_addr);
 	if (ev->ctx == MW_CTX_UNKNOWN)
 		ev->ctx = ev->st->in_sched_softirq ? MW_CTX_SOFTIRQ : MW_CTX_TASK;
 	return ev->ctx;

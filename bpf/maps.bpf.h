@@ -32,12 +32,17 @@
 	} name SEC(".maps")
 
 /*
- * Where things live matters for the cost of an event. Global variables
- * (.rodata, .bss) and per-CPU map values sit in vmalloc'd memory, where each
- * page touched may cost a TLB miss (tens of ns in a virtual machine);
- * non-mmapable array maps of a few KB are kmalloc'd, on the kernel's direct
- * map. So an event touches its CPU's slot (one per-CPU value for all that
- * CPU keeps), small arrays, and globals only on rare paths.
+ * Where things live matters for the cost of an event: each page an event
+ * touches that the CPU's TLB does not hold costs a page walk, and where the
+ * kernel isolates its page tables from user space's without PCIDs (x86's
+ * PTI on older CPUs and in many virtual machines), every return to user
+ * space empties the TLB of kernel pages: on such a machine a migration
+ * costs one walk per page it touches, 30-100 ns each (tests/bench/README.md).
+ * So the common paths read the tasks the scheduler has just touched and
+ * one place of their own: the CPU's slot, beside which the per-CPU maps
+ * created right after it (settings, CPU moves) lie in per-CPU memory. The
+ * stopper's paths add its CPU's entry of stopper_requests; globals
+ * (.rodata, .bss) are read on rare paths only.
  */
 
 /* Read-only configuration of the rare paths, set by user space between open
@@ -53,21 +58,11 @@ const volatile __u32 count_wakeups = 0;
 /* Possible CPUs: the size of the CPU-indexed maps. */
 const volatile __u32 possible_cpus = 1;
 
-/* What user space switches while the programs run (abi.h). */
-MW_MAP(settings, ARRAY, 1, __u32, struct mw_settings);
-
 /* NUMA node of each CPU; resized to the possible CPUs at load, filled by
  * user space; read only where settings.nr_nodes > 1. */
 MW_MAP(cpu_nodes, ARRAY, 1, __u32, __u32);
 
 /* ---- Counters read by user space ---------------------------------------- */
-
-/* Indexed by CPU; resized to the possible CPUs at load. */
-MW_MAP(cpu_moves, PERCPU_ARRAY, 1, __u32, struct mw_cpu_moves);
-
-/* Indexed by from_node * nr_nodes + to_node; resized to nr_nodes^2 at load.
- * Not touched on single-node hosts. */
-MW_MAP(node_moves, PERCPU_ARRAY, 1, __u32, __u64);
 
 /* Not LRU: an entry leaves only when user space has taken its final counts.
  * User space inserts the MW_OVERFLOW_TGID key before attaching, so a full
@@ -134,19 +129,24 @@ struct cpu_slot {
 
 MW_MAP(cpus, PERCPU_ARRAY, 1, __u32, struct cpu_slot);
 
+/* What user space switches while the programs run (abi.h): the same value
+ * on every CPU, defined right after `cpus` so that each CPU's copy is
+ * allocated next to its slot. */
+MW_MAP(settings, PERCPU_ARRAY, 1, __u32, struct mw_settings);
+
+/* Counters read by user space, also next to the slot: migrations in and
+ * out of each CPU, indexed by CPU and resized to the possible CPUs at load. */
+MW_MAP(cpu_moves, PERCPU_ARRAY, 1, __u32, struct mw_cpu_moves);
+
+/* Indexed by from_node * nr_nodes + to_node; resized to nr_nodes^2 at load.
+ * Not touched on single-node hosts. */
+MW_MAP(node_moves, PERCPU_ARRAY, 1, __u32, __u64);
+
 /* Who woke each CPU's stopper, and the first move of its current run
  * (abi.h, mw_stopper_request). Indexed by the stopper's CPU and written by
  * the waker's CPU, hence a shared array; the stopper sleeps while it is
  * written, so the two never race over one run. */
 MW_MAP(stopper_requests, ARRAY, 1, __u32, struct mw_stopper_request);
-
-/* Per CPU: time of its last teardown step (ns), 0 once it comes back up. */
-MW_MAP(cpu_teardown, ARRAY, 1, __u32, __u64);
-
-/* Time of the last teardown step of any CPU (ns; 0: none lately): the
- * stop_machine() of a teardown wakes every CPU's stopper, not only the
- * dying CPU's. Read on stopper wakeups only. */
-__u64 last_teardown_ns = 0;
 
 /* ---- Helpers -------------------------------------------------------------- */
 

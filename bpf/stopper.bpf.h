@@ -61,11 +61,12 @@ static __noinline struct mw_process_stats *settle_deferred_move(struct mw_stoppe
 
 /* ---- CPU hotplug ---------------------------------------------------------- */
 
-/* Whether any CPU took a teardown step lately; the clock is read only after
- * one did, and the mark is dropped once it is old. */
-static __always_inline bool teardown_recent(__u64 *now)
+/* Whether any CPU took a teardown step lately, as marked in the entry of
+ * the stopper being woken; the clock is read only after one did, and the
+ * mark is dropped once it is old. */
+static __always_inline bool teardown_recent(struct mw_stopper_request *req, __u64 *now)
 {
-	__u64 last = last_teardown_ns;
+	__u64 last = req->any_teardown_ns;
 
 	if (!last)
 		return false;
@@ -75,17 +76,32 @@ static __always_inline bool teardown_recent(__u64 *now)
 	/* No compare-and-swap: 5.10 has only atomic add. A teardown step that
 	 * writes its time between these two lines is lost to this mark, and
 	 * its CPU's own mark still says it. */
-	if (last_teardown_ns == last)
-		last_teardown_ns = 0;
+	if (req->any_teardown_ns == last)
+		req->any_teardown_ns = 0;
 	return false;
 }
 
 /* Whether `cpu` is going offline. The clock is read only while it is marked. */
 static __always_inline bool cpu_in_teardown(__u32 cpu)
 {
-	__u64 *teardown = bpf_map_lookup_elem(&cpu_teardown, &cpu);
+	struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &cpu);
 
-	return teardown && *teardown && bpf_ktime_get_ns() - *teardown < HOTPLUG_WINDOW_NS;
+	return req && req->teardown_ns && bpf_ktime_get_ns() - req->teardown_ns < HOTPLUG_WINDOW_NS;
+}
+
+/* A teardown step marks every CPU's entry: its stop_machine() wakes them all. */
+static __noinline void mark_teardown_everywhere(__u64 now)
+{
+	for (__u32 cpu = 0; cpu < MW_MAX_CPUS; cpu++) {
+		struct mw_stopper_request *req;
+		__u32 index = cpu;
+
+		if (cpu >= possible_cpus)
+			break;
+		req = bpf_map_lookup_elem(&stopper_requests, &index);
+		if (req)
+			req->any_teardown_ns = now;
+	}
 }
 
 /* A CPU that died in the middle of a stopper run (take_cpu_down() is stopper
@@ -106,18 +122,18 @@ static __always_inline void settle_dead_cpu(unsigned int cpu, int idx)
 
 static __always_inline int handle_cpuhp_enter(unsigned int cpu, int target, int idx)
 {
-	__u64 *teardown = bpf_map_lookup_elem(&cpu_teardown, &cpu);
+	struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &cpu);
 
 	if (target < idx) {
 		__u64 now = bpf_ktime_get_ns();
 
 		settle_dead_cpu(cpu, idx);
 
-		if (teardown)
-			*teardown = now;
-		last_teardown_ns = now;
-	} else if (teardown) {
-		*teardown = 0; /* coming back up */
+		if (req)
+			req->teardown_ns = now;
+		mark_teardown_everywhere(now);
+	} else if (req) {
+		req->teardown_ns = 0; /* coming back up */
 	}
 	return 0;
 }
@@ -201,7 +217,7 @@ static __always_inline void note_stopper_request(struct mw_stopper_request *req,
 			req->numa_tids[1] = ev->st->numa_tids[1];
 		}
 	}
-	if (req->work == MW_WORK_NONE && teardown_recent(&now))
+	if (req->work == MW_WORK_NONE && teardown_recent(req, &now))
 		req->work = MW_WORK_HOTPLUG;
 	req->requester_pid = tid;
 }

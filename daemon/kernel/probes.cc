@@ -220,7 +220,6 @@ bool Configure(migwatch_bpf* skel, const ProbeOptions& options, unsigned possibl
   auto* maps = &skel->maps;
   return bpf_map__set_max_entries(maps->cpu_moves, possible_cpus) == 0 &&
          bpf_map__set_max_entries(maps->stopper_requests, possible_cpus) == 0 &&
-         bpf_map__set_max_entries(maps->cpu_teardown, possible_cpus) == 0 &&
          bpf_map__set_max_entries(maps->cpu_nodes, possible_cpus) == 0 &&
          bpf_map__set_max_entries(maps->node_moves, nodes * nodes) == 0 &&
          bpf_map__set_max_entries(maps->process_stats, options.max_processes) == 0 &&
@@ -289,7 +288,9 @@ bool SeedTopology(migwatch_bpf* skel, unsigned cpus, const CpuTopology& topo, st
   const uint32_t zero = 0;
   mw_settings settings{};
   settings.nr_nodes = nodes;
-  if (bpf_map_update_elem(bpf_map__fd(skel->maps.settings), &zero, &settings, BPF_ANY)) {
+  // The same value on every CPU (abi.h).
+  const std::vector<mw_settings> copies(cpus, settings);
+  if (bpf_map_update_elem(bpf_map__fd(skel->maps.settings), &zero, copies.data(), BPF_ANY)) {
     *error = std::string("cannot write the settings: ") + std::strerror(errno);
     return false;
   }
@@ -492,10 +493,10 @@ int Probes::task_events_fd() const { return bpf_map__fd(skel_->maps.task_events)
 
 void Probes::SetTracing(uint32_t records) {
   const uint32_t zero = 0;
-  mw_settings settings{};
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.settings), &zero, &settings) == 0) {
-    settings.trace_on = records;
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.settings), &zero, &settings, BPF_ANY) == 0) return;
+  std::vector<mw_settings> copies(possible_cpus_);  // one per CPU (abi.h)
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.settings), &zero, copies.data()) == 0) {
+    for (auto& settings : copies) settings.trace_on = records;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.settings), &zero, copies.data(), BPF_ANY) == 0) return;
   }
   spdlog::error("cannot switch tracing {}: {}", records ? "on" : "off", std::strerror(errno));
 }

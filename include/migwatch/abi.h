@@ -151,7 +151,9 @@ struct mw_cpu {
 };
 
 /* Settings user space writes while the programs run: the one value of the
- * array map `settings`. */
+ * per-CPU array map `settings`, the same on every CPU. Per CPU so that an
+ * event reads it beside its CPU's own state instead of from a page of its
+ * own (bpf/maps.bpf.h). */
 struct mw_settings {
 	__u32 trace_on; /* records to send to the trace ring buffer: MW_TRACE_BIT()s */
 	__u32 nr_nodes; /* NUMA nodes in cpu_nodes (1: not NUMA) */
@@ -242,6 +244,13 @@ struct mw_stopper_request {
 	/* Written by the stopper's CPU while it runs; by another CPU only once
 	 * this one is dead (bpf/stopper.bpf.h, handle_cpuhp_enter). */
 	struct mw_deferred_move deferred;
+	/* CPU hotplug, written by the CPU that runs the teardown steps: the time
+	 * of this CPU's last teardown step (0: it is up again), and of any
+	 * CPU's (the stop_machine() of a teardown wakes every CPU's stopper).
+	 * Here, not in maps of their own, because the moves and wakeups that
+	 * read them read this entry anyway. */
+	__u64 teardown_ns;
+	__u64 any_teardown_ns;
 };
 
 /* One live thread's migrations, written by the task iterator for every
