@@ -159,37 +159,48 @@ static __always_inline int announce_numa(struct task_struct *a, struct task_stru
 
 /* ---- Who woke a stopper ------------------------------------------------------ */
 
+/* Writes `value` to `field` of a stopper request only if it differs: a
+ * storm's wakeups by one task then leave the request's cache line shared
+ * by the waker's CPU and the stopper's (abi.h, mw_stopper_request). */
+#define SET_IF_CHANGED(field, value)              \
+	do {                                      \
+		__typeof__(field) value_ = (value); \
+		if ((field) != value_)            \
+			(field) = value_;         \
+	} while (0)
+
 /* The waker's context names the work where it can: the balancer queues
  * active balancing from SCHED_SOFTIRQ, the watchdog its check from a timer
  * interrupt, exec balancing runs inside execve(), NUMA balancing announced
  * itself, a teardown is under way. An affinity change says nothing here:
- * its moves (the source CPU no longer allowed) name it during the run. */
-static __always_inline void note_requester(struct mw_stopper_request *req, struct task_struct *cur, const bool btf)
+ * its moves (the source CPU no longer allowed) name it during the run.
+ * Returns the work the waker's task names (exec or none). */
+static __always_inline __u32 note_requester(struct mw_stopper_request *req, struct task_struct *cur, const bool btf)
 {
+	__u32 work = task_in_execve(cur, btf) ? MW_WORK_EXEC : MW_WORK_NONE;
 	struct mw_process_key key;
 
-	req->work = task_in_execve(cur, btf) ? MW_WORK_EXEC : MW_WORK_NONE;
 	process_key_of(cur, &key, btf);
 	/* A storm's flipper asks again and again: its name and kind are read
 	 * when the requester changes (they name a new process entry only). */
-	if (same_process(&key, &req->requester))
-		return;
-	req->requester = key;
-	req->requester_flags = task_flags(cur, btf);
-	BPF_CORE_READ_INTO(&req->requester_comm, cur, group_leader, comm);
+	if (!same_process(&key, &req->requester)) {
+		req->requester = key;
+		req->requester_flags = task_flags(cur, btf);
+		BPF_CORE_READ_INTO(&req->requester_comm, cur, group_leader, comm);
+	}
+	return work;
 }
 
 static __always_inline void note_stopper_request(struct mw_stopper_request *req, struct event *ev)
 {
 	enum mw_context ctx = event_context(ev);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 work, numa_tids[2] = {};
 	__u64 now;
 
-	req->numa_tids[0] = 0;
-	req->numa_tids[1] = 0;
 	if (ctx == MW_CTX_SOFTIRQ || ctx == MW_CTX_HARDIRQ) {
-		req->work = ctx == MW_CTX_SOFTIRQ ? MW_WORK_ACTIVE_BALANCE : MW_WORK_WATCHDOG;
-		return;
+		work = ctx == MW_CTX_SOFTIRQ ? MW_WORK_ACTIVE_BALANCE : MW_WORK_WATCHDOG;
+		goto write;
 	}
 	/* A stopper that hands its work on to another CPU's (the task moved
 	 * meanwhile) passes on who asked for it. */
@@ -197,29 +208,33 @@ static __always_inline void note_stopper_request(struct mw_stopper_request *req,
 		struct mw_stopper_request *own = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
 
 		if (own && own != req) {
-			req->work = own->work;
+			work = own->work;
 			req->requester_pid = own->requester_pid;
 			req->requester_flags = own->requester_flags;
 			req->requester = own->requester;
 			__builtin_memcpy(req->requester_comm, own->requester_comm, MW_COMM_LEN);
-			return;
+			goto write;
 		}
 	}
 	if (current_task_is_btf())
-		note_requester(req, bpf_get_current_task_btf(), true);
+		work = note_requester(req, bpf_get_current_task_btf(), true);
 	else
-		note_requester(req, current_task(), false);
-	if (req->work == MW_WORK_NONE && ev->st->numa_requester == tid && tid) {
+		work = note_requester(req, current_task(), false);
+	if (work == MW_WORK_NONE && ev->st->numa_requester == tid && tid) {
 		now = bpf_ktime_get_ns();
 		if (now - ev->st->numa_ns < NUMA_ANNOUNCE_TTL_NS) {
-			req->work = MW_WORK_NUMA;
-			req->numa_tids[0] = ev->st->numa_tids[0];
-			req->numa_tids[1] = ev->st->numa_tids[1];
+			work = MW_WORK_NUMA;
+			numa_tids[0] = ev->st->numa_tids[0];
+			numa_tids[1] = ev->st->numa_tids[1];
 		}
 	}
-	if (req->work == MW_WORK_NONE && teardown_recent(req, &now))
-		req->work = MW_WORK_HOTPLUG;
-	req->requester_pid = tid;
+	if (work == MW_WORK_NONE && teardown_recent(req, &now))
+		work = MW_WORK_HOTPLUG;
+	SET_IF_CHANGED(req->requester_pid, tid);
+write:
+	SET_IF_CHANGED(req->work, work);
+	SET_IF_CHANGED(req->numa_tids[0], numa_tids[0]);
+	SET_IF_CHANGED(req->numa_tids[1], numa_tids[1]);
 }
 
 /* A stopper is woken: note who asked and in what context. A function of its
@@ -393,9 +408,9 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 		st->run_victim.tgid = 0;
 	}
 	if (req) {
-		req->work = MW_WORK_NONE;
-		req->numa_tids[0] = 0;
-		req->numa_tids[1] = 0;
+		SET_IF_CHANGED(req->work, MW_WORK_NONE);
+		SET_IF_CHANGED(req->numa_tids[0], 0);
+		SET_IF_CHANGED(req->numa_tids[1], 0);
 	}
 }
 

@@ -232,18 +232,21 @@ struct mw_deferred_move {
  * wakers in task context write the requester: work queued from an
  * interrupt is the kernel's (`work` says so), and one that finds the
  * stopper awake already leaves no trace, so the last task that asked stays
- * the best answer. */
+ * the best answer.
+ *
+ * Two parts, 128 bytes apart, so that whatever the array's alignment they
+ * never share a cache line, nor with the next CPU's entry: what wakers
+ * read and write, and what the stopper's own CPU writes while it runs. A
+ * waker writes only what changed, so that a storm's wakeups by one task
+ * leave the first part shared by the two CPUs instead of moving it from
+ * one to the other at every flip. */
 struct mw_stopper_request {
 	__u32 stopper_pid; /* of migration/<cpu>: user space writes it first */
 	__u32 work;	   /* enum mw_work the waker's context names, or NONE */
 	__u32 requester_pid;
 	__u32 requester_flags;
 	struct mw_process_key requester; /* MW_KERNEL_TGID: interrupt context */
-	char requester_comm[MW_COMM_LEN];
 	__u32 numa_tids[2]; /* tasks a NUMA request moves */
-	/* Written by the stopper's CPU while it runs; by another CPU only once
-	 * this one is dead (bpf/stopper.bpf.h, handle_cpuhp_enter). */
-	struct mw_deferred_move deferred;
 	/* CPU hotplug, written by the CPU that runs the teardown steps: the time
 	 * of this CPU's last teardown step (0: it is up again), and of any
 	 * CPU's (the stop_machine() of a teardown wakes every CPU's stopper).
@@ -251,6 +254,12 @@ struct mw_stopper_request {
 	 * read them read this entry anyway. */
 	__u64 teardown_ns;
 	__u64 any_teardown_ns;
+	/* Written by the stopper's CPU while it runs; by another CPU only once
+	 * this one is dead (bpf/stopper.bpf.h, handle_cpuhp_enter). */
+	struct mw_deferred_move deferred __attribute__((aligned(128)));
+	/* The requester's name: written only when the requester changes, read
+	 * only to name a new process entry or a trace record. */
+	char requester_comm[MW_COMM_LEN];
 };
 
 /* One live thread's migrations, written by the task iterator for every
