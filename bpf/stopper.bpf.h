@@ -59,6 +59,50 @@ static __noinline struct mw_process_stats *settle_deferred_move(struct mw_stoppe
 	return ps;
 }
 
+/* ---- Charges held on the stopper's CPU (abi.h, mw_pending_charges) ------------ */
+
+/* Adds this CPU's held charges to their process's entry and lets the
+ * process go. The entry exists while it is held; should it be gone, a new
+ * one (or the overflow entry) takes the counts, so that none is lost. */
+static __noinline void flush_charges(struct mw_stopper_request *req, struct event *ev)
+{
+	struct mw_pending_charges *held = &req->charges;
+	struct mw_process_stats init = {}, *ps;
+
+	if (!held->held)
+		return;
+	ps = process_entry(&held->process, &init, ev);
+	if (ps) {
+		for (int r = 0; r < MW_REASON_COUNT; r++)
+			if (held->counts.migrations[r])
+				add(&ps->migrations[r], held->counts.migrations[r]);
+		if (held->counts.stopper_moved_ns)
+			add(&ps->stopper_moved_ns, held->counts.stopper_moved_ns);
+		if (held->counts.stopper_preempted_ns)
+			add(&ps->stopper_preempted_ns, held->counts.stopper_preempted_ns);
+		if (held->counts.stopper_requested_ns)
+			add(&ps->stopper_requested_ns, held->counts.stopper_requested_ns);
+		if (held->counts.stopper_requested_runs)
+			add(&ps->stopper_requested_runs, held->counts.stopper_requested_runs);
+		if (held->counts.affinity_changes)
+			add(&ps->affinity_changes, held->counts.affinity_changes);
+	}
+	__builtin_memset(&held->counts, 0, sizeof(held->counts));
+	held->held = 0;
+	held->flushes++;
+}
+
+/* Adds a run's pending move to the held counts of its process. */
+static __always_inline void settle_deferred_move_held(struct mw_stopper_request *req, struct mw_process_stats *held)
+{
+	__u64 reason = bounded_index(req->deferred.reason, MW_REASON_COUNT, MW_REASON_OTHER);
+
+	if (req->deferred.counted)
+		held->migrations[reason]++;
+	req->deferred.task = 0;
+	req->deferred.changes++;
+}
+
 /* ---- CPU hotplug ---------------------------------------------------------- */
 
 /* Whether any CPU took a teardown step lately, as marked in the entry of
@@ -106,7 +150,8 @@ static __noinline void mark_teardown_everywhere(__u64 now)
 
 /* A CPU that died in the middle of a stopper run (take_cpu_down() is stopper
  * work) never traces the run's end: the control CPU settles its pending
- * move in the teardown steps after the death, below CPUHP_TEARDOWN_CPU. */
+ * move, and adds the charges it held to their entry, in the teardown steps
+ * after the death, below CPUHP_TEARDOWN_CPU. */
 static __always_inline void settle_dead_cpu(unsigned int cpu, int idx)
 {
 	struct mw_stopper_request *req;
@@ -116,8 +161,11 @@ static __always_inline void settle_dead_cpu(unsigned int cpu, int idx)
 	    idx >= bpf_core_enum_value(enum cpuhp_state, CPUHP_TEARDOWN_CPU) || cpu == bpf_get_smp_processor_id())
 		return;
 	req = bpf_map_lookup_elem(&stopper_requests, &cpu);
-	if (req && req->deferred.task && event_open(&ev))
+	if (!req || !event_open(&ev))
+		return;
+	if (req->deferred.task)
 		settle_deferred_move(req, NULL, &ev);
+	flush_charges(req, &ev);
 }
 
 static __always_inline int handle_cpuhp_enter(unsigned int cpu, int target, int idx)
@@ -347,10 +395,46 @@ static __noinline struct mw_process_stats *requester_entry(const struct mw_stopp
 	return process_entry(requester, &init, ev);
 }
 
+/* Makes this CPU's held charges hold the process of `requester` (the
+ * kernel's for NULL): the previous process's go to its entry first, and
+ * the new one's entry is created now, named from the request. NULL if it
+ * cannot be held (the process map is full): its entry is charged then. */
+static __noinline struct mw_process_stats *take_charges(struct mw_stopper_request *req,
+							const struct mw_process_key *requester, struct event *ev)
+{
+	struct mw_pending_charges *held = &req->charges;
+	struct mw_process_key key = {};
+
+	if (requester)
+		key = *requester;
+	flush_charges(req, ev);
+	if (!requester_entry(req, requester, ev) || !bpf_map_lookup_elem(&process_stats, &key))
+		return NULL;
+	held->process = key;
+	held->held = 1;
+	return &held->counts;
+}
+
+/* This CPU's held charges if they hold the run's requester, or made to. */
+static __always_inline struct mw_process_stats *held_charges(struct mw_stopper_request *req,
+							     const struct mw_process_key *requester,
+							     struct event *ev)
+{
+	struct mw_pending_charges *held = &req->charges;
+
+	if (held->held && (requester ? same_process(&held->process, requester)
+				     : held->process.tgid == MW_KERNEL_TGID && !held->process.start_ns))
+		return &held->counts;
+	return take_charges(req, requester, ev);
+}
+
 /* Charges one finished on-CPU interval of this CPU's stopper: to the CPU and
  * the work, to the process that asked for it, to the process whose thread it
  * moved first and to the process whose thread it preempted. Runs on the
- * stopper's own CPU. The preempted task is read only to name a new entry:
+ * stopper's own CPU. The requester's charges are held on this CPU (abi.h,
+ * mw_pending_charges), and so are the moved and preempted processes' when
+ * they are the requester's, as in an affinity storm; others go to their
+ * entries. The preempted task is read only to name a new entry:
  * it was alive at the run's start, and a run lasts microseconds, but a run
  * whose end was not traced is charged at the next switch in, when the task
  * may be gone: the probe read may then at worst name a new entry wrongly,
@@ -359,7 +443,7 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &cpu);
-	struct mw_process_stats *ps, *moved = NULL, *victim;
+	struct mw_process_stats *ps = NULL, *moved = NULL, *victim, *held = NULL;
 	const struct mw_process_key *requester;
 	struct cpu_state *st;
 	struct event ev;
@@ -375,36 +459,53 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 	ev.cc->stopper_work_runs[work]++;
 
 	requester = run_requester(req, work);
-	if ((ps = requester_entry(req, requester, &ev))) {
+	if (req)
+		held = held_charges(req, requester, &ev);
+	if (held) {
+		held->stopper_requested_ns += dur;
+		held->stopper_requested_runs++;
+		held->affinity_changes += st->run_affinity_changes;
+	} else if ((ps = requester_entry(req, requester, &ev))) {
 		add(&ps->stopper_requested_ns, dur);
 		add(&ps->stopper_requested_runs, 1);
 		if (st->run_affinity_changes)
 			add(&ps->affinity_changes, st->run_affinity_changes);
 	}
 	if (st->run_moves) {
-		/* A process that asked for its own threads' moves (an affinity
-		 * storm's flipper) is looked up once. */
-		if (ps && requester && same_process(&st->run_moved, requester))
-			moved = ps;
-		if (st->run_moved_deferred)
-			moved = req ? settle_deferred_move(req, moved, &ev) : moved;
-		else if (!moved)
-			moved = bpf_map_lookup_elem(&process_stats, &st->run_moved);
-		if (moved)
-			add(&moved->stopper_moved_ns, dur);
+		if (held && req && same_process(&st->run_moved, &req->charges.process)) {
+			if (st->run_moved_deferred)
+				settle_deferred_move_held(req, held);
+			held->stopper_moved_ns += dur;
+		} else {
+			/* A process that asked for its own threads' moves is
+			 * looked up once. */
+			if (ps && requester && same_process(&st->run_moved, requester))
+				moved = ps;
+			if (st->run_moved_deferred)
+				moved = req ? settle_deferred_move(req, moved, &ev) : moved;
+			else if (!moved)
+				moved = bpf_map_lookup_elem(&process_stats, &st->run_moved);
+			if (moved)
+				add(&moved->stopper_moved_ns, dur);
+		}
 	}
 	if (ev.set->trace_on & MW_TRACE_BIT(MW_TRACE_STOPPER_RUN))
 		emit_stopper_run(&ev, req, work, requester, dur);
 	if (st->run_victim.tgid) {
 		/* Most often the moved task itself: its entry is at hand. */
-		if (ps && requester && same_process(&st->run_victim, requester))
-			victim = ps;
-		else if (moved && same_process(&st->run_victim, &st->run_moved))
-			victim = moved;
-		else
-			victim = process_of_task((struct task_struct *)st->run_victim_task, &st->run_victim, &ev);
-		if (victim)
-			add(&victim->stopper_preempted_ns, dur);
+		if (held && req && same_process(&st->run_victim, &req->charges.process)) {
+			held->stopper_preempted_ns += dur;
+		} else {
+			if (ps && requester && same_process(&st->run_victim, requester))
+				victim = ps;
+			else if (moved && same_process(&st->run_victim, &st->run_moved))
+				victim = moved;
+			else
+				victim = process_of_task((struct task_struct *)st->run_victim_task, &st->run_victim,
+							 &ev);
+			if (victim)
+				add(&victim->stopper_preempted_ns, dur);
+		}
 		st->run_victim.tgid = 0;
 	}
 	if (req) {

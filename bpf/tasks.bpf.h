@@ -142,6 +142,37 @@ static __noinline __u64 pending_moves_of(const struct mw_process_key *key)
 	return pending;
 }
 
+/* Adds the counters of `from` (not its name and flags) to `to`. */
+static __always_inline void add_counts(struct mw_process_stats *to, const struct mw_process_stats *from)
+{
+	for (int r = 0; r < MW_REASON_COUNT; r++)
+		to->migrations[r] += from->migrations[r];
+	to->exited_migrations += from->exited_migrations;
+	to->stopper_moved_ns += from->stopper_moved_ns;
+	to->stopper_preempted_ns += from->stopper_preempted_ns;
+	to->stopper_requested_ns += from->stopper_requested_ns;
+	to->stopper_requested_runs += from->stopper_requested_runs;
+	to->affinity_changes += from->affinity_changes;
+}
+
+/* Adds to `counts` the charges the stopper CPUs hold for `key` (abi.h,
+ * mw_pending_charges): only for the rare records that carry counts. A CPU
+ * may add to them meanwhile; the record has what they held when read. */
+static __always_inline void add_held_charges(const struct mw_process_key *key, struct mw_process_stats *counts)
+{
+	for (__u32 cpu = 0; cpu < MW_MAX_CPUS; cpu++) {
+		struct mw_stopper_request *req;
+		__u32 index = cpu;
+
+		if (cpu >= possible_cpus)
+			break;
+		req = bpf_map_lookup_elem(&stopper_requests, &index);
+		if (!req || !req->charges.held || !same_process(&req->charges.process, key))
+			continue;
+		add_counts(counts, &req->charges.counts);
+	}
+}
+
 /* `comm`: the new name of a rename (traced before the task has it), else
  * NULL for the task's own. `with_counts`: a change of the process's name
  * (an exec, a rename of its leader), which carries the counts so far. */
@@ -176,13 +207,19 @@ static __always_inline void send_task_event(struct task_struct *t, __u32 kind, c
 	 * twice for another reason, so that the wakeups derived below fall
 	 * short rather than exceed (as in user space, CountWakeups). */
 	pending = with_counts && !count_wakeups ? pending_moves_of(&key) : 0;
+	/* The charges held on stopper CPUs before the entry, for the same
+	 * reason: one that goes to the entry in between is taken twice. */
+	__builtin_memset(&e->counts, 0, sizeof(e->counts));
+	if (with_counts)
+		add_held_charges(&key, &e->counts);
 	/* A process that has not migrated yet has no entry: its counts are 0. */
 	ps = with_counts ? bpf_map_lookup_elem(&process_stats, &key) : NULL;
 	e->has_counts = with_counts;
-	if (ps)
-		__builtin_memcpy(&e->counts, ps, sizeof(e->counts));
-	else
-		__builtin_memset(&e->counts, 0, sizeof(e->counts));
+	if (ps) {
+		__builtin_memcpy(e->counts.comm, ps->comm, MW_COMM_LEN);
+		e->counts.flags = ps->flags;
+		add_counts(&e->counts, ps);
+	}
 	if (with_counts && !count_wakeups) {
 		/* Its wakeups so far: exact at an exec, where this is the only
 		 * thread left; a lower bound at a rename. */

@@ -167,10 +167,43 @@ bool ReadPendingMoves(const Probes& probes, PendingMoves* out) {
   if (!LookupArray(probes.stopper_requests_fd(), probes.possible_cpus(), 1, &requests)) return false;
   for (const auto& r : requests) {
     out->changes.push_back(r.deferred.changes);
+    out->changes.push_back(r.charges.flushes);
     // `counted` leaves out wakeups, which are derived (abi.h).
     if (r.deferred.task && r.deferred.counted) ++out->others[r.deferred.process];
+    if (r.charges.held) AddCounters(&out->held[r.charges.process], r.charges.counts);
   }
   return true;
+}
+
+void AddCounters(mw_process_stats* to, const mw_process_stats& from) {
+  for (int r = 0; r < MW_REASON_COUNT; ++r) to->migrations[r] += from.migrations[r];
+  to->exited_migrations += from.exited_migrations;
+  to->stopper_moved_ns += from.stopper_moved_ns;
+  to->stopper_preempted_ns += from.stopper_preempted_ns;
+  to->stopper_requested_ns += from.stopper_requested_ns;
+  to->stopper_requested_runs += from.stopper_requested_runs;
+  to->affinity_changes += from.affinity_changes;
+}
+
+void AddHeldCharges(const PendingMoves& after, PendingMoves* before, std::vector<ProcessEntry>* entries) {
+  std::map<mw_process_key, size_t> index;
+  for (size_t i = 0; i < entries->size(); ++i) index[(*entries)[i].key] = i;
+  for (const auto& [key, counts] : after.held) {
+    auto it = index.find(key);
+    if (it == index.end()) {
+      ProcessEntry e;
+      e.key = key;
+      entries->push_back(e);
+      it = index.emplace(key, entries->size() - 1).first;
+    }
+    AddCounters(&(*entries)[it->second].stats, counts);
+  }
+  for (const auto& [key, counts] : before->held) {
+    const auto later = after.held.find(key);
+    const uint64_t was = OtherMigrations(counts);
+    const uint64_t is = later == after.held.end() ? 0 : OtherMigrations(later->second);
+    if (was > is) before->others[key] += was - is;
+  }
 }
 
 bool ReadProcessEntry(const Probes& probes, const mw_process_key& key, mw_process_stats* out) {

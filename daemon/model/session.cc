@@ -120,12 +120,15 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
   // reasons: read on both sides of it, and again while a stopper run
   // deferred or settled a move in between (a seqlock's reading; a run
   // settles its move microseconds after making it).
+  // The charges held on stopper CPUs are read after the map too, and added
+  // to it (AddHeldCharges).
   PendingMoves pending, pending_after;
   for (int attempt = 0;; ++attempt) {
     if (iterated && !ReadPendingMoves(*probes_, &pending)) spdlog::warn("the stopper map could not be read");
     if (!ReadProcessEntries(*probes_, &entries)) spdlog::warn("the process map could not be read in full");
-    if (!iterated || (ReadPendingMoves(*probes_, &pending_after) && pending_after.changes == pending.changes))
-      break;
+    const bool read_after = ReadPendingMoves(*probes_, &pending_after);
+    if (!read_after) spdlog::warn("the stopper map could not be read");
+    if (!iterated || (read_after && pending_after.changes == pending.changes)) break;
     if (attempt == kPendingMoveAttempts) {
       // Still moving: the wakeups derived below may fall short, until
       // the next reading.
@@ -133,6 +136,10 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
       break;
     }
   }
+  AddHeldCharges(pending_after, &pending, &entries);
+  // A held process's entry stays until its charges have reached it.
+  if (gone)
+    for (const auto& [key, counts] : pending_after.held) gone->erase(key);
   if (iterated) {
     // A process whose threads only ever moved at wakeups has no entry.
     for (const auto& e : entries) live.try_emplace(e.key, 0);

@@ -228,15 +228,32 @@ struct mw_deferred_move {
 	__u64 changes;
 };
 
+/* The stopper charges one CPU has made to one process and not yet added to
+ * that process's entry. Most runs in a storm are asked for by the process
+ * whose threads they move and preempt; adding to its shared entry from
+ * every CPU at every run moved the entry's cache lines from CPU to CPU and
+ * cost a hash lookup a run. The runs of one requester in a row are added
+ * here instead, on the CPU's own cache line; the entry gets them when a
+ * run of another requester comes. User space adds them to the entry when
+ * it reads, and keeps an entry that is held here. */
+struct mw_pending_charges {
+	struct mw_process_key process;
+	__u32 held;	/* 1: `process` is held here, and its entry exists */
+	__u32 pad;
+	__u64 flushes;	/* +1 each time the counts go to the entry */
+	struct mw_process_stats counts; /* the counters; comm and flags unused */
+};
+
 /* Per CPU: who woke its stopper thread, and the run's pending move. Only
  * wakers in task context write the requester: work queued from an
  * interrupt is the kernel's (`work` says so), and one that finds the
  * stopper awake already leaves no trace, so the last task that asked stays
  * the best answer.
  *
- * Two parts, 128 bytes apart, so that whatever the array's alignment they
- * never share a cache line, nor with the next CPU's entry: what wakers
- * read and write, and what the stopper's own CPU writes while it runs. A
+ * Its parts start on 128-byte boundaries, each at least 64 bytes past the
+ * end of the one before (and of the previous CPU's entry), so that
+ * whatever the array's alignment they never share a cache line: what
+ * wakers read and write, and what the stopper's own CPU writes. A
  * waker writes only what changed, so that a storm's wakeups by one task
  * leave the first part shared by the two CPUs instead of moving it from
  * one to the other at every flip. */
@@ -260,6 +277,9 @@ struct mw_stopper_request {
 	/* The requester's name: written only when the requester changes, read
 	 * only to name a new process entry or a trace record. */
 	char requester_comm[MW_COMM_LEN];
+	/* Written by the stopper's CPU at the end of each run (by another CPU
+	 * only once this one is dead). */
+	struct mw_pending_charges charges __attribute__((aligned(128)));
 };
 
 /* One live thread's migrations, written by the task iterator for every

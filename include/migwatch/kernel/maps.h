@@ -85,14 +85,26 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out);
 /// could not be read; `out` then holds what was read.
 bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out);
 
-/// The stopper runs' moves not yet added to their process's entry.
+/// The stopper runs' moves not yet added to their process's entry, and the
+/// charges the stopper CPUs hold for a process (abi.h, mw_pending_charges).
 struct PendingMoves {
   std::map<mw_process_key, uint64_t> others;  ///< per process, of other reasons than wakeup
-  std::vector<uint64_t> changes;               ///< per CPU: deferrals and settlings so far
+  std::map<mw_process_key, mw_process_stats> held;  ///< per process, summed over CPUs
+  std::vector<uint64_t> changes;  ///< per CPU: deferrals, settlings and flushes of held charges so far
 };
 /// Read before and after the process map: where `changes` is the same, the
-/// two readings saw the same pending moves (CountWakeups).
+/// two readings saw the same pending moves and held migrations (CountWakeups).
 bool ReadPendingMoves(const Probes& probes, PendingMoves* out);
+
+/// Adds the counters of `from` (not its name and flags) to `to`.
+void AddCounters(mw_process_stats* to, const mw_process_stats& from);
+
+/// Adds the charges held after the process map was read to its entries
+/// (creating those not read): a charge that reached its entry in between
+/// is missed until the next reading, never counted twice. Held migrations
+/// that left the stopper CPUs in between count as pending in `before`,
+/// so that the wakeups derived from it fall short rather than exceed.
+void AddHeldCharges(const PendingMoves& after, PendingMoves* before, std::vector<ProcessEntry>* entries);
 
 /// One entry; false if it is not in the map.
 bool ReadProcessEntry(const Probes& probes, const mw_process_key& key, mw_process_stats* out);
