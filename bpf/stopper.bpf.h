@@ -72,20 +72,16 @@ static __noinline void flush_charges(struct mw_stopper_request *req, struct even
 	if (!held->held)
 		return;
 	ps = process_entry(&held->process, &init, ev);
+	/* Without a test per counter: each would double the paths the
+	 * verifier walks. */
 	if (ps) {
 		for (int r = 0; r < MW_REASON_COUNT; r++)
-			if (held->counts.migrations[r])
-				add(&ps->migrations[r], held->counts.migrations[r]);
-		if (held->counts.stopper_moved_ns)
-			add(&ps->stopper_moved_ns, held->counts.stopper_moved_ns);
-		if (held->counts.stopper_preempted_ns)
-			add(&ps->stopper_preempted_ns, held->counts.stopper_preempted_ns);
-		if (held->counts.stopper_requested_ns)
-			add(&ps->stopper_requested_ns, held->counts.stopper_requested_ns);
-		if (held->counts.stopper_requested_runs)
-			add(&ps->stopper_requested_runs, held->counts.stopper_requested_runs);
-		if (held->counts.affinity_changes)
-			add(&ps->affinity_changes, held->counts.affinity_changes);
+			add(&ps->migrations[r], held->counts.migrations[r]);
+		add(&ps->stopper_moved_ns, held->counts.stopper_moved_ns);
+		add(&ps->stopper_preempted_ns, held->counts.stopper_preempted_ns);
+		add(&ps->stopper_requested_ns, held->counts.stopper_requested_ns);
+		add(&ps->stopper_requested_runs, held->counts.stopper_requested_runs);
+		add(&ps->affinity_changes, held->counts.affinity_changes);
 	}
 	__builtin_memset(&held->counts, 0, sizeof(held->counts));
 	held->held = 0;
@@ -133,8 +129,10 @@ static __always_inline bool cpu_in_teardown(__u32 cpu)
 	return req && req->teardown_ns && bpf_ktime_get_ns() - req->teardown_ns < HOTPLUG_WINDOW_NS;
 }
 
-/* A teardown step marks every CPU's entry: its stop_machine() wakes them all. */
-static __noinline void mark_teardown_everywhere(__u64 now)
+/* A teardown step marks every CPU's entry: its stop_machine() wakes them all.
+ * A global function, which the verifier walks once, not once per path of
+ * its caller: its loop walks every possible CPU. */
+__noinline int mark_teardown_everywhere(__u64 now)
 {
 	for (__u32 cpu = 0; cpu < MW_MAX_CPUS; cpu++) {
 		struct mw_stopper_request *req;
@@ -146,6 +144,7 @@ static __noinline void mark_teardown_everywhere(__u64 now)
 		if (req)
 			req->any_teardown_ns = now;
 	}
+	return 0;
 }
 
 /* A CPU that died in the middle of a stopper run (take_cpu_down() is stopper

@@ -192,6 +192,16 @@ static __always_inline void send_task_event(struct task_struct *t, __u32 kind, c
 		return;
 	}
 	process_key_of(t, &key, btf);
+	/* The counts are read in the order they flow: the pending moves, the
+	 * charges held on stopper CPUs, the entry. A count that moves on in
+	 * between is taken twice for another reason, so that the wakeups
+	 * derived below fall short rather than exceed (as in user space,
+	 * CountWakeups). The two scans over the CPUs come first, so that the
+	 * verifier walks their loops on one path only. */
+	pending = with_counts && !count_wakeups ? pending_moves_of(&key) : 0;
+	__builtin_memset(&e->counts, 0, sizeof(e->counts));
+	if (with_counts)
+		add_held_charges(&key, &e->counts);
 	e->kind = kind;
 	e->pid = MW_READ(btf, t, pid);
 	e->tgid = key.tgid;
@@ -203,15 +213,6 @@ static __always_inline void send_task_event(struct task_struct *t, __u32 kind, c
 		bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), comm);
 	else
 		BPF_CORE_READ_INTO(&e->comm, t, comm);
-	/* Before the entry's counts: a pending move counted there too is taken
-	 * twice for another reason, so that the wakeups derived below fall
-	 * short rather than exceed (as in user space, CountWakeups). */
-	pending = with_counts && !count_wakeups ? pending_moves_of(&key) : 0;
-	/* The charges held on stopper CPUs before the entry, for the same
-	 * reason: one that goes to the entry in between is taken twice. */
-	__builtin_memset(&e->counts, 0, sizeof(e->counts));
-	if (with_counts)
-		add_held_charges(&key, &e->counts);
 	/* A process that has not migrated yet has no entry: its counts are 0. */
 	ps = with_counts ? bpf_map_lookup_elem(&process_stats, &key) : NULL;
 	e->has_counts = with_counts;
