@@ -37,7 +37,7 @@
  * kernel isolates its page tables from user space's without PCIDs (x86's
  * PTI on older CPUs and in many virtual machines), every return to user
  * space empties the TLB of kernel pages: on such a machine a migration
- * costs one walk per page it touches, 30-100 ns each (tests/bench/README.md).
+ * costs one walk per page it touches, 15-60 ns each (tests/bench/README.md).
  * So the common paths read the tasks the scheduler has just touched and
  * one place of their own: the CPU's slot, beside which the per-CPU maps
  * created right after it (settings, CPU moves) lie in per-CPU memory. The
