@@ -117,6 +117,8 @@ struct cpu_state {
 	__u32 numa_requester;
 	__u32 numa_tids[2];
 	__u64 numa_ns;
+	/* sum_held_charges()'s result, for the record being written. */
+	struct mw_process_stats held_sum;
 };
 
 /* Everything a CPU keeps, in one per-CPU value, so that an event touches one

@@ -155,11 +155,20 @@ static __always_inline void add_counts(struct mw_process_stats *to, const struct
 	to->affinity_changes += from->affinity_changes;
 }
 
-/* Adds to `counts` the charges the stopper CPUs hold for `key` (abi.h,
- * mw_pending_charges): only for the rare records that carry counts. A CPU
- * may add to them meanwhile; the record has what they held when read. */
-static __always_inline void add_held_charges(const struct mw_process_key *key, struct mw_process_stats *counts)
+/* Sums the charges the stopper CPUs hold for the process (tgid, start_ns)
+ * (abi.h, mw_pending_charges) into this CPU's state.held_sum; 0 if it has
+ * no slot. Only for the rare records that carry counts; a CPU may add to
+ * them meanwhile, and the record has what they held when read. A global
+ * function, which the verifier walks once, not once per path of its
+ * caller: its loop walks every possible CPU. */
+__noinline int sum_held_charges(__u32 tgid, __u64 start_ns)
 {
+	struct mw_process_key key = {.tgid = tgid, .start_ns = start_ns};
+	struct cpu_slot *slot = this_cpu_slot();
+
+	if (!slot)
+		return 0;
+	__builtin_memset(&slot->state.held_sum, 0, sizeof(slot->state.held_sum));
 	for (__u32 cpu = 0; cpu < MW_MAX_CPUS; cpu++) {
 		struct mw_stopper_request *req;
 		__u32 index = cpu;
@@ -167,10 +176,10 @@ static __always_inline void add_held_charges(const struct mw_process_key *key, s
 		if (cpu >= possible_cpus)
 			break;
 		req = bpf_map_lookup_elem(&stopper_requests, &index);
-		if (!req || !req->charges.held || !same_process(&req->charges.process, key))
-			continue;
-		add_counts(counts, &req->charges.counts);
+		if (req && req->charges.held && same_process(&req->charges.process, &key))
+			add_counts(&slot->state.held_sum, &req->charges.counts);
 	}
+	return 1;
 }
 
 /* `comm`: the new name of a rename (traced before the task has it), else
@@ -197,11 +206,11 @@ static __always_inline void send_task_event(struct task_struct *t, __u32 kind, c
 	 * between is taken twice for another reason, so that the wakeups
 	 * derived below fall short rather than exceed (as in user space,
 	 * CountWakeups). The two scans over the CPUs come first, so that the
-	 * verifier walks their loops on one path only. */
+	 * verifier walks their loops on few paths. */
 	pending = with_counts && !count_wakeups ? pending_moves_of(&key) : 0;
 	__builtin_memset(&e->counts, 0, sizeof(e->counts));
-	if (with_counts)
-		add_held_charges(&key, &e->counts);
+	if (with_counts && slot && sum_held_charges(key.tgid, key.start_ns))
+		add_counts(&e->counts, &slot->state.held_sum);
 	e->kind = kind;
 	e->pid = MW_READ(btf, t, pid);
 	e->tgid = key.tgid;
