@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -222,11 +223,22 @@ std::optional<std::string> StormDetector::Observe(const CounterSnapshot& counter
   // The weight of this interval in an average over the baseline window.
   const double weight = first ? 1 : 1 - std::exp(-seconds / thresholds_.storm_baseline_seconds);
   std::vector<double> rates(MW_REASON_COUNT);
-  int storming = -1;  // of the reasons above both thresholds, the fastest: what the storm is made of
+  // How far a reason's rate lies above its own baseline; one that had none
+  // at all, furthest.
+  const auto above_baseline = [&](int r) {
+    return baseline_[r] > 0 ? rates[r] / baseline_[r] : std::numeric_limits<double>::infinity();
+  };
+  // Of the reasons above both thresholds, the one furthest above its
+  // baseline, then the fastest: what is unusual about this storm. An
+  // affinity storm also makes its flipper's wakeups migrate, as fast or
+  // faster, but wakeups were common before it.
+  int storming = -1;
   for (int r = 0; r < MW_REASON_COUNT; ++r) {
     rates[r] = (counters.host.migrations[r] - previous->host.migrations[r]) / seconds;
-    if (!first && rates[r] > thresholds_.storm_min_rate && rates[r] > thresholds_.storm_factor * baseline_[r] &&
-        (storming < 0 || rates[r] > rates[storming]))
+    if (first || !(rates[r] > thresholds_.storm_min_rate) || !(rates[r] > thresholds_.storm_factor * baseline_[r]))
+      continue;
+    if (storming < 0 || above_baseline(r) > above_baseline(storming) ||
+        (above_baseline(r) == above_baseline(storming) && rates[r] > rates[storming]))
       storming = r;
   }
   if (!storm && storming >= 0) {
