@@ -155,6 +155,50 @@ static __always_inline bool defer_stopper_move(struct event *ev, struct task_str
 	return true;
 }
 
+/*
+ * An affinity move made outside the stopper for the process that moves
+ * (affine_move_task() moving a queued thread of the caller's own process:
+ * a storm whose target is not running). Both its counts go to this CPU's
+ * held charges, as a stopper run's do (abi.h, mw_pending_charges): plain
+ * adds on the CPU's own cache line, where the entry would cost a hash
+ * lookup and two atomic adds. Every migration is made with the runqueue
+ * or pi lock held and interrupts off, as the stopper's switch is: nothing
+ * else on this CPU adds to the charges meanwhile. False if the move is to
+ * be counted in the entry.
+ */
+static __always_inline bool hold_own_affinity_move(struct event *ev, struct task_struct *p,
+						   const struct mw_process_key *key)
+{
+	struct mw_process_key requester = {};
+	struct mw_stopper_request *req;
+	struct mw_pending_charges *held;
+
+	if (in_interrupt(event_context(ev)) || current_is_stopper(ev))
+		return false;
+	if (current_task_is_btf())
+		process_key_of(bpf_get_current_task_btf(), &requester, true);
+	else
+		process_key_of(current_task(), &requester, false);
+	if (!same_process(&requester, key))
+		return false;
+	req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
+	if (!req)
+		return false;
+	held = &req->charges;
+	if (!held->held || !same_process(&held->process, key)) {
+		/* The first move of a streak creates the entry, named from p. */
+		if (!process_of_task(p, key, ev) || !bpf_map_lookup_elem(&process_stats, key))
+			return false;
+		flush_charges(req, ev);
+		held->process = *key;
+		held->held = 1;
+	}
+	held->counts.migrations[MW_REASON_AFFINITY]++;
+	held->counts.affinity_changes++;
+	ev->cc->affinity_changes++;
+	return true;
+}
+
 static __always_inline void count_migration(struct event *ev, struct task_struct *p, __u32 src, __u32 dst,
 					    __u32 classified, const bool btf)
 {
@@ -167,7 +211,7 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 	struct mw_process_stats *ps = NULL;
 	struct mw_process_key key = {};
 	struct mw_cpu_moves *cm;
-	bool deferred = false;
+	bool deferred = false, held = false;
 
 	ev->cc->migrations[reason]++;
 	if ((cm = bpf_map_lookup_elem(&cpu_moves, &src)))
@@ -188,7 +232,9 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 	if (reason != MW_REASON_WAKEUP || exiting || stopper_run || traced || count_wakeups) {
 		process_key_of(p, &key, btf);
 		deferred = stopper_run && defer_stopper_move(ev, p, &key, reason, exiting);
-		if (!deferred)
+		held = !stopper_run && reason == MW_REASON_AFFINITY && !exiting &&
+		       hold_own_affinity_move(ev, p, &key);
+		if (!deferred && !held)
 			ps = process_of_task(p, &key, ev);
 	}
 	if (ps && (reason != MW_REASON_WAKEUP || count_wakeups))
@@ -201,7 +247,8 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 		ev->st->run_moved = key;
 		ev->st->run_moved_deferred = deferred;
 	}
-	count_affinity_change(ev, p, src, reason, &key, ps, btf);
+	if (!held)
+		count_affinity_change(ev, p, src, reason, &key, ps, btf);
 	if (traced)
 		emit_migration(ev, p, &key, src, dst, reason, btf);
 }

@@ -234,8 +234,10 @@ struct mw_deferred_move {
  * every CPU at every run moved the entry's cache lines from CPU to CPU and
  * cost a hash lookup a run. The runs of one requester in a row are added
  * here instead, on the CPU's own cache line; the entry gets them when a
- * run of another requester comes. User space adds them to the entry when
- * it reads, and keeps an entry that is held here. */
+ * run of another requester comes. A process's affinity moves of its own
+ * queued threads, made outside the stopper on this CPU, are held here too
+ * (bpf/classify.bpf.h, hold_own_affinity_move). User space adds them to
+ * the entry when it reads, and keeps an entry that is held here. */
 struct mw_pending_charges {
 	struct mw_process_key process;
 	__u32 held;	/* 1: `process` is held here, and its entry exists */

@@ -86,7 +86,7 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out);
 bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out);
 
 /// The stopper runs' moves not yet added to their process's entry, and the
-/// charges the stopper CPUs hold for a process (abi.h, mw_pending_charges).
+/// charges the CPUs hold for a process (abi.h, mw_pending_charges).
 struct PendingMoves {
   std::map<mw_process_key, uint64_t> others;  ///< per process, of other reasons than wakeup
   std::map<mw_process_key, mw_process_stats> held;  ///< per process, summed over CPUs
