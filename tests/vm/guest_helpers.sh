@@ -148,19 +148,27 @@ report_maps() {
     done
 }
 
-# time_scrapes COUNT: "MWM $run scrapes COUNT CENTISECONDS", COUNT scrapes
-# of $url back to back after two to warm up, then every sample line of one
-# more as snapshot "series". /proc/uptime counts hundredths of a second:
-# over all the scrapes, that is fine enough for their average.
+# time_scrapes COUNT: "MWM $run scrapes COUNT CENTISECONDS", the fastest of
+# four rounds of COUNT scrapes of $url back to back, after two to warm up;
+# then every sample line of one more as snapshot "series". The fastest
+# round, because the host's other work stalls the emulated CPUs for
+# whole rounds at a time: what a scrape costs is what it takes when
+# nothing else runs. /proc/uptime counts hundredths of a second: over a
+# round, that is fine enough for its average.
 time_scrapes() {
     wget -qO /dev/null "$url" && wget -qO /dev/null "$url" || fail "cannot scrape $url"
-    started=$(awk '{ printf "%d", $1 * 100 }' /proc/uptime)
-    count=0
-    while [ $count -lt "$1" ]; do
-        wget -qO /dev/null "$url" || fail "cannot scrape $url"
-        count=$((count + 1))
+    fastest=
+    for round in 1 2 3 4; do
+        started=$(awk '{ printf "%d", $1 * 100 }' /proc/uptime)
+        count=0
+        while [ $count -lt "$1" ]; do
+            wget -qO /dev/null "$url" || fail "cannot scrape $url"
+            count=$((count + 1))
+        done
+        ended=$(awk '{ printf "%d", $1 * 100 }' /proc/uptime)
+        took=$((ended - started))
+        if [ -z "$fastest" ] || [ "$took" -lt "$fastest" ]; then fastest=$took; fi
     done
-    ended=$(awk '{ printf "%d", $1 * 100 }' /proc/uptime)
-    echo "MWM $run scrapes $1 $((ended - started))"
+    echo "MWM $run scrapes $1 $fastest"
     scrape series '^[^#]'
 }

@@ -6,14 +6,14 @@
 #   MWM scale map ID TYPE MAX_ENTRIES MEMLOCK
 #       one line per BPF map file descriptor of the daemon (its fdinfo)
 #   MWM scale scrapes COUNT CENTISECONDS
-#       COUNT scrapes of /metrics back to back, after two to warm up
+#       the fastest of four rounds of COUNT scrapes of /metrics back to back
 #   MWM scale metric series LINE        every sample line of one more scrape
 #   MWM scale done
 set -u
 
 port=19662
 url=http://127.0.0.1:$port/metrics
-scrapes=20
+scrapes=10
 # Enough to move the storm's thread through the stopper of both CPUs, so
 # that every per-CPU family has a series for each online CPU.
 flips=50
