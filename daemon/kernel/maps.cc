@@ -169,8 +169,9 @@ bool ReadPendingMoves(const Probes& probes, PendingMoves* out) {
     out->changes.push_back(r.deferred.changes);
     out->changes.push_back(r.charges.flushes);
     // `counted` leaves out wakeups, which are derived (abi.h).
-    if (r.deferred.task && r.deferred.counted) ++out->others[r.deferred.process];
-    if (r.charges.held) AddCounters(&out->held[r.charges.process], r.charges.counts);
+    if (r.deferred.task && r.deferred.counted)
+      ++out->unsettled[r.deferred.process].migrations[std::min<uint32_t>(r.deferred.reason, MW_REASON_OTHER)];
+    if (r.charges.held) AddCounters(&out->unsettled[r.charges.process], r.charges.counts);
   }
   return true;
 }
@@ -185,10 +186,10 @@ void AddCounters(mw_process_stats* to, const mw_process_stats& from) {
   to->affinity_changes += from.affinity_changes;
 }
 
-void AddHeldCharges(const PendingMoves& after, PendingMoves* before, std::vector<ProcessEntry>* entries) {
+void AddUnsettled(const PendingMoves& after, PendingMoves* before, std::vector<ProcessEntry>* entries) {
   std::map<mw_process_key, size_t> index;
   for (size_t i = 0; i < entries->size(); ++i) index[(*entries)[i].key] = i;
-  for (const auto& [key, counts] : after.held) {
+  for (const auto& [key, counts] : after.unsettled) {
     auto it = index.find(key);
     if (it == index.end()) {
       ProcessEntry e;
@@ -198,10 +199,10 @@ void AddHeldCharges(const PendingMoves& after, PendingMoves* before, std::vector
     }
     AddCounters(&(*entries)[it->second].stats, counts);
   }
-  for (const auto& [key, counts] : before->held) {
-    const auto later = after.held.find(key);
+  for (const auto& [key, counts] : before->unsettled) {
+    const auto later = after.unsettled.find(key);
     const uint64_t was = OtherMigrations(counts);
-    const uint64_t is = later == after.held.end() ? 0 : OtherMigrations(later->second);
+    const uint64_t is = later == after.unsettled.end() ? 0 : OtherMigrations(later->second);
     if (was > is) before->others[key] += was - is;
   }
 }

@@ -116,12 +116,13 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
     for (const auto& t : threads) live[t.process] += t.nr_migrations;
   }
   if (counters && !ReadCounters(*probes_, counters)) spdlog::warn("some BPF counters could not be read");
-  // The pending moves after the live threads, and as of the reading of the
-  // reasons: read on both sides of it, and again while a stopper run
-  // deferred or settled a move in between (a seqlock's reading; a run
-  // settles its move microseconds after making it).
-  // The charges held on stopper CPUs are read after the map too, and added
-  // to it (AddHeldCharges).
+  // What is not yet in the entries (deferred moves, held charges) after the
+  // live threads, and as of the reading of the reasons: read on both sides
+  // of it, and again while a stopper run deferred or settled a move or
+  // flushed its charges in between (a seqlock's reading; a run settles its
+  // move microseconds after making it). The reading after the map is added
+  // to it (AddUnsettled): a move made, but still pending when read, is in
+  // the kernel's count and so in the process's.
   PendingMoves pending, pending_after;
   for (int attempt = 0;; ++attempt) {
     if (iterated && !ReadPendingMoves(*probes_, &pending)) spdlog::warn("the stopper map could not be read");
@@ -136,10 +137,10 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
       break;
     }
   }
-  AddHeldCharges(pending_after, &pending, &entries);
-  // A held process's entry stays until its charges have reached it.
+  AddUnsettled(pending_after, &pending, &entries);
+  // An entry stays until what is unsettled has reached it.
   if (gone)
-    for (const auto& [key, counts] : pending_after.held) gone->erase(key);
+    for (const auto& [key, counts] : pending_after.unsettled) gone->erase(key);
   if (iterated) {
     // A process whose threads only ever moved at wakeups has no entry.
     for (const auto& e : entries) live.try_emplace(e.key, 0);

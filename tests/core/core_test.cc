@@ -151,5 +151,50 @@ TEST(Logging, UnknownLevelOrFormatIsAnError) {
   EXPECT_TRUE(SetUpLogging("off", "json", &error));
 }
 
+// A stopper run's first move reaches its process's entry when the run ends
+// (abi.h, mw_deferred_move); the kernel counts it when it is made. A
+// reading in between must still give the kernel's total.
+TEST(UnsettledCounts, AMovePendingAtTheReadingIsInTheProcessTotal) {
+  mw_process_key key{};
+  key.tgid = 42;
+  key.start_ns = 7;
+  ProcessEntry entry;
+  entry.key = key;
+  entry.stats.migrations[MW_REASON_AFFINITY] = 10;
+  entry.live_migrations = 16;  // 10 in the entry, 1 pending, 5 at wakeups
+  std::vector<ProcessEntry> entries{entry};
+  PendingMoves before, after;
+  after.unsettled[key].migrations[MW_REASON_AFFINITY] = 1;
+  before.unsettled = after.unsettled;
+  AddUnsettled(after, &before, &entries);
+  ASSERT_EQ(entries.size(), 1u);
+  CountWakeups(&entries[0], 0, ProcessBaseline{});
+  EXPECT_EQ(entries[0].stats.migrations[MW_REASON_AFFINITY], 11u);
+  EXPECT_EQ(entries[0].stats.migrations[MW_REASON_WAKEUP], 5u);
+  EXPECT_EQ(TotalMigrations(entries[0].stats), 16u);
+}
+
+// The same move settled into the entry between the two readings around the
+// process map, with the map read after it: in the entry, not pending after.
+// Counted once; the wakeups may fall short until the next reading.
+TEST(UnsettledCounts, AMoveSettledBetweenTheReadingsIsNeverCountedTwice) {
+  mw_process_key key{};
+  key.tgid = 42;
+  key.start_ns = 7;
+  ProcessEntry entry;
+  entry.key = key;
+  entry.stats.migrations[MW_REASON_AFFINITY] = 11;
+  entry.live_migrations = 16;
+  std::vector<ProcessEntry> entries{entry};
+  PendingMoves before, after;
+  before.unsettled[key].migrations[MW_REASON_AFFINITY] = 1;
+  AddUnsettled(after, &before, &entries);
+  ASSERT_EQ(entries.size(), 1u);
+  entries[0].pending_others = before.others[key];
+  CountWakeups(&entries[0], 0, ProcessBaseline{});
+  EXPECT_EQ(entries[0].stats.migrations[MW_REASON_AFFINITY], 11u);
+  EXPECT_LE(TotalMigrations(entries[0].stats), 16u);
+}
+
 }  // namespace
 }  // namespace migwatch

@@ -42,8 +42,8 @@ struct ProcessEntry {
   mw_process_key key{};
   mw_process_stats stats{};      ///< zero where the process has no entry yet
   uint64_t live_migrations = 0;  ///< sum of its live threads' se.nr_migrations
-  /// Moves of other reasons than wakeup the programs have made but not yet
-  /// added to the entry (abi.h, mw_deferred_move).
+  /// Moves of other reasons than wakeup that the entry's counts may lack
+  /// for this reading (AddUnsettled): subtracted from the wakeups.
   uint64_t pending_others = 0;
 };
 
@@ -85,11 +85,15 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out);
 /// could not be read; `out` then holds what was read.
 bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out);
 
-/// The stopper runs' moves not yet added to their process's entry, and the
-/// charges the CPUs hold for a process (abi.h, mw_pending_charges).
+/// What the programs have counted and not yet added to the process entries:
+/// the moves deferred to the end of a stopper run (abi.h, mw_deferred_move)
+/// and the charges the CPUs hold (abi.h, mw_pending_charges).
 struct PendingMoves {
-  std::map<mw_process_key, uint64_t> others;  ///< per process, of other reasons than wakeup
-  std::map<mw_process_key, mw_process_stats> held;  ///< per process, summed over CPUs
+  /// Per process, summed over CPUs: held charges and deferred moves.
+  std::map<mw_process_key, mw_process_stats> unsettled;
+  /// Per process: moves of other reasons than wakeup that left `unsettled`
+  /// between two readings (AddUnsettled).
+  std::map<mw_process_key, uint64_t> others;
   std::vector<uint64_t> changes;  ///< per CPU: deferrals, settlings and flushes of held charges so far
 };
 /// Read before and after the process map: where `changes` is the same, the
@@ -99,12 +103,12 @@ bool ReadPendingMoves(const Probes& probes, PendingMoves* out);
 /// Adds the counters of `from` (not its name and flags) to `to`.
 void AddCounters(mw_process_stats* to, const mw_process_stats& from);
 
-/// Adds the charges held after the process map was read to its entries
-/// (creating those not read): a charge that reached its entry in between
-/// is missed until the next reading, never counted twice. Held migrations
-/// that left the stopper CPUs in between count as pending in `before`,
-/// so that the wakeups derived from it fall short rather than exceed.
-void AddHeldCharges(const PendingMoves& after, PendingMoves* before, std::vector<ProcessEntry>* entries);
+/// Adds what was unsettled after the process map was read to its entries
+/// (creating those not read): a count that reached its entry in between is
+/// missed until the next reading, never counted twice. Migrations that
+/// left `unsettled` in between count in `before->others`, so that the
+/// wakeups derived from it fall short rather than exceed.
+void AddUnsettled(const PendingMoves& after, PendingMoves* before, std::vector<ProcessEntry>* entries);
 
 /// One entry; false if it is not in the map.
 bool ReadProcessEntry(const Probes& probes, const mw_process_key& key, mw_process_stats* out);
