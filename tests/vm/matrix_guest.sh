@@ -29,11 +29,13 @@ rounds=500
 . "$(dirname "$0")/guest_helpers.sh"
 
 # spinners_and_hotplug: one spinner more than there are CPUs (the balancer
-# moves them) and spinners pinned to the last CPU, which goes offline under
-# them. They run at the lowest priority, so that this shell and migwatch
-# still get CPU time in a guest under emulation.
+# moves them; on a busy host, maybe only after more than 2 s) and spinners
+# pinned to the last CPU, which goes offline under them. They run at the
+# lowest priority, so that this shell and migwatch still get CPU time in a
+# guest under emulation.
 spinners_and_hotplug() {
-    start_held mwm-spread 3 spinners --threads $((cpu_count + 1)) --seconds 2 --cpus "$all_cpus"
+    start_held mwm-spread 3 spinners --threads $((cpu_count + 1)) --seconds 2 --cpus "$all_cpus" \
+        --until-moved-within 20
     spread=$pid
     start_held mwm-pinned 4 spinners --threads 2 --seconds 2 --cpus $last_cpu
     pinned=$pid

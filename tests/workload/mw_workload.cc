@@ -3,7 +3,7 @@
 //
 //   mw_workload affinity-storm --flips N [--name COMM] [--cpus A,B]
 //   mw_workload pingpong --rounds N
-//   mw_workload spinners --threads K --seconds S [--cpus A,B,...]
+//   mw_workload spinners --threads K --seconds S [--cpus A,B,...] [--until-moved-within T]
 //   mw_workload exec-loop --count N
 //   mw_workload names --count N [--prefix P]
 //   mw_workload churn --threads N --processes M
@@ -27,6 +27,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -165,11 +166,25 @@ bool AllowThread(pid_t tid, const std::vector<int>& cpus) {
   return sched_setaffinity(tid, sizeof(set), &set) == 0;
 }
 
+// Sum of se.nr_migrations over this process's threads.
+uint64_t OwnMigrations() {
+  uint64_t sum = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream sched(task.path() / "sched");
+    for (std::string line; std::getline(sched, line);)
+      if (line.rfind("se.nr_migrations", 0) == 0) sum += std::stoull(line.substr(line.find(':') + 1));
+  }
+  return sum;
+}
+
 // With `cpus`, the spinners run there whatever CPUs the process started on:
 // a test can keep its launcher on one CPU (so nothing migrates before exec
 // names the process) and still spread the spinners, or pin them all to a CPU
-// it takes offline.
-int Spinners(unsigned threads, double seconds, const std::vector<int>& cpus) {
+// it takes offline. With `until_moved_within`, they spin on after `seconds`
+// until a thread of the process has migrated, for at most that many seconds
+// more: on a host whose other work keeps the load even, the balancer can
+// leave one spinner more than there are CPUs where they are for seconds.
+int Spinners(unsigned threads, double seconds, const std::vector<int>& cpus, double until_moved_within) {
   std::vector<std::unique_ptr<SpinningThread>> spinners;
   for (unsigned i = 0; i < threads; ++i) {
     spinners.push_back(std::make_unique<SpinningThread>());
@@ -179,7 +194,11 @@ int Spinners(unsigned threads, double seconds, const std::vector<int>& cpus) {
     }
   }
   WaitFor("go");
+  const uint64_t before = OwnMigrations();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(until_moved_within);
+  while (OwnMigrations() == before && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::cout << "threads=" << threads << std::endl;
   WaitFor("quit");  // still spinning: a test can take their CPU away meanwhile
   return 0;
@@ -466,6 +485,10 @@ int main(int argc, char** argv) {
   auto* spinners = app.add_subcommand("spinners", "Unpinned spinning threads");
   spinners->add_option("--threads", threads)->check(CLI::Range(1u, 4096u));
   spinners->add_option("--seconds", seconds)->check(CLI::Range(0.0, 86400.0));
+  double until_moved_within = 0;
+  spinners->add_option("--until-moved-within", until_moved_within,
+                       "then spin until one of them has migrated, for at most this many seconds more")
+      ->check(CLI::Range(0.0, 86400.0));
   std::vector<int> spinner_cpus;
   spinners->add_option("--cpus", spinner_cpus, "CPUs the spinners may run on, e.g. 0,1,2,3 (default: the process's)")
       ->delimiter(',')
@@ -501,7 +524,7 @@ int main(int argc, char** argv) {
 
   if (*storm) return AffinityStorm(flips, name, cpus, while_running);
   if (*pingpong) return RunPingPong(rounds, cpus);
-  if (*spinners) return Spinners(threads, seconds, spinner_cpus);
+  if (*spinners) return Spinners(threads, seconds, spinner_cpus, until_moved_within);
   if (*exec_loop) return ExecLoop(count);
   if (*names) return Names(count, prefix);
   if (*become_vm) return BecomeVm(name);
