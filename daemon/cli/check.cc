@@ -154,6 +154,15 @@ void CheckStorm(Report& report, Session& session, uint32_t flips) {
                 "%lu affinity flips in %.2fs: migwatch counted %lu migrations (%s), kernel se.nr_migrations %lu",
                 done, secs, counted, reasons.empty() ? "none" : reasons.c_str(), truth);
   report.Check(done == flips && counted == truth && truth >= flips, "storm", detail);
+  if (counted != truth) {
+    // How each reading came to its total (CountWakeups), for the report.
+    const auto parts = [](const ProcessEntry& e) {
+      return "kernel " + std::to_string(e.kernel_migrations) + " (live " + std::to_string(e.live_migrations) +
+             "), other reasons " + std::to_string(OtherMigrations(e.stats)) + ", settled during the reading " +
+             std::to_string(e.pending_others) + ", wakeups " + std::to_string(e.stats.migrations[MW_REASON_WAKEUP]);
+    };
+    report.Info("storm", "before: " + parts(before) + "; after: " + parts(after));
+  }
 
   // The stopper work this process asked for: the storm's, not that of
   // whatever else runs on the host.

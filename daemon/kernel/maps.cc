@@ -64,10 +64,20 @@ uint64_t OtherMigrations(const mw_process_stats& stats) {
 
 void CountWakeups(ProcessEntry* entry, uint64_t exited_migrations, const ProcessBaseline& baseline) {
   const uint64_t all = entry->live_migrations + exited_migrations;
+  entry->kernel_migrations = all;
   const uint64_t counted = OtherMigrations(entry->stats) + entry->pending_others;
   const uint64_t total = all > baseline.total ? all - baseline.total : 0;
   const uint64_t others = counted > baseline.others ? counted - baseline.others : 0;
   entry->stats.migrations[MW_REASON_WAKEUP] = total > others ? total - others : 0;
+}
+
+ProcessBaseline BaselineOf(const ProcessEntry& entry, uint64_t live_after) {
+  ProcessBaseline b;
+  b.total = entry.kernel_migrations + (live_after > entry.live_migrations ? live_after - entry.live_migrations : 0);
+  // A move that left `unsettled` during the reading (pending_others) may
+  // be in the entry or not: left out, the wakeups fall short.
+  b.others = OtherMigrations(entry.stats);
+  return b;
 }
 
 bool CpuShown(const CounterSnapshot& s, size_t cpu) {

@@ -12,6 +12,17 @@ namespace {
 // Readings of the process map between two identical readings of the pending
 // moves before giving up on an exact one (ReadProcessesLocked).
 constexpr int kPendingMoveAttempts = 10;
+// Readings for the baseline of a process whose threads keep moving.
+constexpr int kBaselineAttempts = 5;
+
+// Per process: the se.nr_migrations of its live threads.
+std::map<mw_process_key, uint64_t> ReadLiveMigrations(const Probes& probes) {
+  std::map<mw_process_key, uint64_t> live;
+  std::vector<mw_thread_record> threads;
+  if (!probes.ReadThreadRecords(&threads)) spdlog::warn("the task iterator could not be read in full");
+  for (const auto& t : threads) live[t.process] += t.nr_migrations;
+  return live;
+}
 
 }  // namespace
 
@@ -36,16 +47,7 @@ std::unique_ptr<Session> Session::Open(const SessionOptions& options, std::strin
       TaskEventReader::Open(*s->probes_, [session](const mw_task_event& e) { session->OnTaskEvent(e); }, error);
   if (!s->task_events_) return nullptr;
   std::lock_guard lock(s->mutex_);
-  // Threads count their migrations from their start; what they made before
-  // migwatch attached is not for it to charge.
-  if (s->probes_->has_task_iterator()) {
-    std::vector<ProcessEntry> entries;
-    ReadProcessEntries(*s->probes_, &entries);
-    for (const auto& e : entries) s->baseline_[e.key].others = OtherMigrations(e.stats);
-    std::vector<mw_thread_record> threads;
-    s->probes_->ReadThreadRecords(&threads);
-    for (const auto& t : threads) s->baseline_[t.process].total += t.nr_migrations;
-  }
+  if (s->probes_->has_task_iterator()) s->TakeBaselineLocked();
   s->qemu_->Scan();
   s->ApplyWatchChangesLocked();
   return s;
@@ -108,13 +110,9 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
       if (gone && (e.stats.flags & MW_PROCESS_EXITED)) gone->insert(e.key);
     }
   }
-  std::map<mw_process_key, uint64_t> live;
   const bool iterated = probes_->has_task_iterator();
-  if (iterated) {
-    std::vector<mw_thread_record> threads;
-    if (!probes_->ReadThreadRecords(&threads)) spdlog::warn("the task iterator could not be read in full");
-    for (const auto& t : threads) live[t.process] += t.nr_migrations;
-  }
+  std::map<mw_process_key, uint64_t> live;
+  if (iterated) live = ReadLiveMigrations(*probes_);
   if (counters && !ReadCounters(*probes_, counters)) spdlog::warn("some BPF counters could not be read");
   // What is not yet in the entries (deferred moves, held charges) after the
   // live threads, and as of the reading of the reasons: read on both sides
@@ -163,6 +161,36 @@ void Session::ReadProcessesLocked(std::vector<ProcessEntry>* out, std::set<mw_pr
       CountWakeups(&e, x == exited.end() ? 0 : x->second, b == baseline_.end() ? ProcessBaseline{} : b->second);
     }
   }
+}
+
+void Session::TakeBaselineLocked() {
+  // Threads count their migrations from their start; what they made before
+  // migwatch attached is not for it to charge. Both halves of a process's
+  // baseline (abi.h: the kernel's total, the programs' other reasons) must
+  // have a move in both or in neither, or the wakeups derived from them
+  // stay off by it for the session's life: what was still unsettled
+  // counts (a CPU can hold a process's charges for as long as no other
+  // process's take their place), and a process whose threads moved during
+  // the reading is read again.
+  std::map<mw_process_key, ProcessBaseline> taken;
+  for (int attempt = 0; attempt < kBaselineAttempts; ++attempt) {
+    std::vector<ProcessEntry> entries;
+    ReadProcessesLocked(&entries, nullptr, nullptr);
+    const std::map<mw_process_key, uint64_t> live_after = ReadLiveMigrations(*probes_);
+    const bool last = attempt + 1 == kBaselineAttempts;
+    bool all_taken = true;
+    for (const auto& e : entries) {
+      if (taken.count(e.key)) continue;
+      const auto it = live_after.find(e.key);
+      const uint64_t after = it == live_after.end() ? 0 : it->second;
+      if ((after == e.live_migrations && e.pending_others == 0) || last)
+        taken[e.key] = BaselineOf(e, after);
+      else
+        all_taken = false;
+    }
+    if (all_taken) break;
+  }
+  baseline_ = std::move(taken);
 }
 
 void Session::FoldProcessesLocked(CounterSnapshot* counters, bool remove_gone) {

@@ -196,5 +196,49 @@ TEST(UnsettledCounts, AMoveSettledBetweenTheReadingsIsNeverCountedTwice) {
   EXPECT_LE(TotalMigrations(entries[0].stats), 16u);
 }
 
+// A CPU holds a process's charges until another process's take their place
+// (abi.h, mw_pending_charges). Held when the session takes its baseline,
+// they are in the kernel's total already: the baseline counts them in its
+// other reasons too, or every later reading derives one wakeup too few.
+TEST(Baseline, CountsWhatWasUnsettledWhenTaken) {
+  mw_process_key key{};
+  key.tgid = 42;
+  key.start_ns = 7;
+  ProcessEntry entry;
+  entry.key = key;
+  entry.stats.migrations[MW_REASON_AFFINITY] = 3;
+  entry.live_migrations = 10;  // 3 in the entry, 1 held, 6 at wakeups
+  std::vector<ProcessEntry> entries{entry};
+  PendingMoves before, after;
+  after.unsettled[key].migrations[MW_REASON_AFFINITY] = 1;
+  before.unsettled = after.unsettled;
+  AddUnsettled(after, &before, &entries);
+  CountWakeups(&entries[0], 0, ProcessBaseline{});
+  const ProcessBaseline baseline = BaselineOf(entries[0], /*live_after=*/10);
+  EXPECT_EQ(baseline.total, 10u);
+  EXPECT_EQ(baseline.others, 4u);
+
+  // Later: the charges flushed to the entry, and two moves at wakeups.
+  ProcessEntry later;
+  later.key = key;
+  later.stats.migrations[MW_REASON_AFFINITY] = 4;
+  later.live_migrations = 12;
+  CountWakeups(&later, 0, baseline);
+  EXPECT_EQ(later.stats.migrations[MW_REASON_WAKEUP], 2u);
+}
+
+// A thread of the process moved while the baseline was read: the move is in
+// the total however the process map was read, so later wakeups can only
+// fall short.
+TEST(Baseline, AMoveDuringTheReadingIsInTheTotal) {
+  ProcessEntry entry;
+  entry.key.tgid = 42;
+  entry.live_migrations = 10;
+  CountWakeups(&entry, 0, ProcessBaseline{});
+  const ProcessBaseline baseline = BaselineOf(entry, /*live_after=*/11);
+  EXPECT_EQ(baseline.total, 11u);
+  EXPECT_EQ(baseline.others, 0u);
+}
+
 }  // namespace
 }  // namespace migwatch

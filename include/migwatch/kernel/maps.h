@@ -45,6 +45,9 @@ struct ProcessEntry {
   /// Moves of other reasons than wakeup that the entry's counts may lack
   /// for this reading (AddUnsettled): subtracted from the wakeups.
   uint64_t pending_others = 0;
+  /// Its threads' se.nr_migrations as read: live ones, plus the exited
+  /// ones' total (CountWakeups).
+  uint64_t kernel_migrations = 0;
 };
 
 /// Whether a CPU gets per-CPU series: online, or it has counted something
@@ -72,6 +75,17 @@ struct ProcessBaseline {
 /// short of the truth while threads move or exit, never exceed it, and is
 /// exact once they stop.
 void CountWakeups(ProcessEntry* entry, uint64_t exited_migrations, const ProcessBaseline& baseline);
+
+/// A process's baseline from a reading with none (CountWakeups with an
+/// empty baseline): everything the kernel and the programs had counted by
+/// then, what was still unsettled included. `live_after` is its live
+/// threads' migrations read again after the process map: a move made
+/// between the two readings of the threads is in the total, whether the
+/// map had it or not, so the wakeups derived later can fall short, never
+/// exceed. Exact when `live_after` equals the reading's live migrations and
+/// nothing left `unsettled` during it (no `pending_others`); a session
+/// reads again until then.
+ProcessBaseline BaselineOf(const ProcessEntry& entry, uint64_t live_after);
 
 uint64_t TotalMigrations(const mw_process_stats& stats);
 std::string CommOf(const char (&comm)[MW_COMM_LEN]);

@@ -79,6 +79,7 @@ class Session {
   void ReadProcessesLocked(std::vector<ProcessEntry>* entries, std::set<mw_process_key>* gone,
                            CounterSnapshot* counters);
   void FoldProcessesLocked(CounterSnapshot* counters, bool remove_gone);
+  void TakeBaselineLocked();
   void ApplyWatchChangesLocked();
 
   std::mutex mutex_;
