@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <optional>
 #include <cstdio>
 #include <string>
@@ -92,19 +91,6 @@ void ReportProbes(Report& report, const std::vector<ProbeStatus>& status) {
                               " fentry probes attached (the table says why not the others)");
 }
 
-// Sum of se.nr_migrations over this process's threads: the kernel's count.
-std::optional<uint64_t> KernelMigrationsOfThisProcess() {
-  uint64_t sum = 0;
-  std::error_code ec;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
-    auto n = ReadNrMigrations(getpid(), std::stoi(task.path().filename()));
-    if (!n) return std::nullopt;
-    sum += *n;
-  }
-  if (ec) return std::nullopt;
-  return sum;
-}
-
 // Flips a spinning thread of this process between two CPUs while it runs,
 // so that every flip needs the stopper, and compares this process's counts
 // with the kernel's own (no thread starts or ends meanwhile).
@@ -121,7 +107,7 @@ void CheckStorm(Report& report, Session& session, uint32_t flips) {
   // Pinned too, this thread cannot move between the readings below.
   workload::PinThread(workload::CurrentTid(), b);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const auto kernel_before = KernelMigrationsOfThisProcess();
+  const auto kernel_before = ReadLiveThreadMigrations(getpid());
   // None before its first migration: zero.
   const ProcessEntry before = session.ReadProcess(getpid()).value_or(ProcessEntry{});
   const auto start = std::chrono::steady_clock::now();
@@ -133,7 +119,7 @@ void CheckStorm(Report& report, Session& session, uint32_t flips) {
   // spinner stays pinned where the last flip put it.
   workload::PinThread(workload::CurrentTid(), b);
   const auto read_after = session.ReadProcess(getpid());
-  const auto kernel_after = KernelMigrationsOfThisProcess();
+  const auto kernel_after = ReadLiveThreadMigrations(getpid());
   if (!kernel_before || !kernel_after) {
     report.Fail("storm", "cannot read se.nr_migrations from /proc/self/task/*/sched");
     return;

@@ -517,14 +517,14 @@ TEST(Attribution, FakeVmIsNamedCountedExactlyAndItsLiveMigrationTracked) {
 
   const pid_t t0 = std::stoi(*vcpu0), t1 = std::stoi(*vcpu1);
   uint64_t vm0 = ValueOr0(session->TakeSnapshot().attribution.vm_migrations, vm);
-  uint64_t kernel0 = *testing::LiveThreadMigrations(fake.pid());
+  uint64_t kernel0 = *ReadLiveThreadMigrations(fake.pid());
   auto k0a = ReadNrMigrations(fake.pid(), t0), k0b = ReadNrMigrations(fake.pid(), t1);
   TraceCollector trace(*session);
   fake.Send("flip 2000");
   ASSERT_TRUE(fake.ValueOf("flipped"));
   EXPECT_EQ(trace.Stop(), 0u) << "trace records were dropped";
   auto k1a = ReadNrMigrations(fake.pid(), t0), k1b = ReadNrMigrations(fake.pid(), t1);
-  uint64_t kernel1 = *testing::LiveThreadMigrations(fake.pid());
+  uint64_t kernel1 = *ReadLiveThreadMigrations(fake.pid());
   uint64_t vm1 = ValueOr0(session->TakeSnapshot().attribution.vm_migrations, vm);
   ASSERT_TRUE(k0a && k0b && k1a && k1b);
   const ReasonCounts m0 = trace.Of(t0), m1 = trace.Of(t1);
@@ -784,10 +784,10 @@ TEST(Attribution, AProcessThatRenamesItselfIsLabelledByItsNewName) {
   ASSERT_EQ(read(done[0], &c, 1), 1);
   const auto before = session->TakeSnapshot().attribution;
   EXPECT_NE(session->IdentityOf(child, "").name, renamed);
-  const uint64_t kernel_before = *testing::LiveThreadMigrations(child);
+  const uint64_t kernel_before = *ReadLiveThreadMigrations(child);
   ASSERT_EQ(write(go[1], "x", 1), 1);
   ASSERT_EQ(read(done[0], &c, 1), 1);
-  const uint64_t kernel_after = *testing::LiveThreadMigrations(child);
+  const uint64_t kernel_after = *ReadLiveThreadMigrations(child);
   for (int i = 0; i < 250 && session->IdentityOf(child, "").name != renamed; ++i) {
     session->TakeSnapshot();
     std::this_thread::sleep_for(20ms);

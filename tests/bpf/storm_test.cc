@@ -8,6 +8,7 @@
 #include <numeric>
 #include <thread>
 
+#include "migwatch/kernel/proc/sched.h"
 #include "migwatch/model/labels.h"
 #include "migwatch/model/session.h"
 #include "migwatch/workload/workload.h"
@@ -58,7 +59,7 @@ TEST(AffinityStorm, CountsAndStopperTimeEqualTheKernels) {
     }
     FAIL() << "a stopper ran during each of 20 snapshots";
   };
-  auto kernel0 = testing::LiveThreadMigrations(getpid());
+  auto kernel0 = ReadLiveThreadMigrations(getpid());
   const ProcessEntry process0 = session->ReadProcess(getpid()).value_or(ProcessEntry{});
   Snapshot s0;
   std::optional<uint64_t> sched_a0, sched_b0;
@@ -79,7 +80,7 @@ TEST(AffinityStorm, CountsAndStopperTimeEqualTheKernels) {
   if (HasFatalFailure()) return;
   const auto process1 = session->ReadProcess(getpid());
   ASSERT_TRUE(process1) << "migwatch has no counts of this process";
-  auto kernel1 = testing::LiveThreadMigrations(getpid());
+  auto kernel1 = ReadLiveThreadMigrations(getpid());
   ASSERT_TRUE(kernel0 && kernel1 && sched_a0 && sched_a1 && sched_b0 && sched_b1);
 
   const uint64_t kernel_delta = *kernel1 - *kernel0;

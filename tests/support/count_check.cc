@@ -2,6 +2,7 @@
 
 #include "support/clock.h"
 #include "support/exposition.h"
+#include "migwatch/kernel/proc/sched.h"
 #include "support/kernel_truth.h"
 
 namespace migwatch::testing {
@@ -10,9 +11,9 @@ CountCheck CompareProcessCount(int port, pid_t pid, const std::string& name, int
   CountCheck c;
   for (int attempt = 0; attempt < attempts && !c.exact; ++attempt) {
     if (attempt) Pause(0.1);
-    auto before = LiveThreadMigrations(pid);
+    auto before = ReadLiveThreadMigrations(pid);
     Exposition e = Scrape(port);
-    auto after = LiveThreadMigrations(pid);
+    auto after = ReadLiveThreadMigrations(pid);
     if (!before || !after) break;
     c.kernel = *after;
     c.migwatch = Sum(e, "migwatch_process_migrations_total", {"process=\"" + name + "\""});

@@ -19,19 +19,6 @@ std::vector<pid_t> ThreadsOf(pid_t pid) {
   return tids;
 }
 
-std::optional<uint64_t> LiveThreadMigrations(pid_t pid) {
-  uint64_t sum = 0;
-  bool any = false;
-  for (pid_t tid : ThreadsOf(pid)) {
-    if (auto n = ReadNrMigrations(pid, tid)) {
-      sum += *n;
-      any = true;
-    }
-  }
-  if (!any) return std::nullopt;
-  return sum;
-}
-
 std::optional<pid_t> StopperPid(int cpu) {
   const std::string want = "migration/" + std::to_string(cpu);
   std::error_code ec;

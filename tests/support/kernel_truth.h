@@ -11,13 +11,6 @@
 
 namespace migwatch::testing {
 
-/// Sum of se.nr_migrations over the live threads of process `pid`: the
-/// kernel's own count of the process's migrations, as long as none of its
-/// threads has exited. A thread that ends while it is read is left out;
-/// nullopt if no thread could be read (the process is gone). One thread's
-/// count: ReadNrMigrations() of migwatch/kernel/proc/sched.h.
-std::optional<uint64_t> LiveThreadMigrations(pid_t pid);
-
 /// tids of the threads of process `pid` now (none if it is gone).
 std::vector<pid_t> ThreadsOf(pid_t pid);
 

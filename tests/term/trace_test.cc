@@ -199,9 +199,9 @@ TEST(Trace, CommFilterKeepsExactlyThatCommsMigrations) {
   HeldStorm storm(3000);
   ASSERT_GT(storm.tid, 0);
   auto trace = StartTrace({"--comm", storm.name, "--max-rate", "10000000"});
-  const uint64_t before = LiveThreadMigrations(storm.process.pid()).value_or(0);
+  const uint64_t before = ReadLiveThreadMigrations(storm.process.pid()).value_or(0);
   storm.Run();
-  const uint64_t moved = LiveThreadMigrations(storm.process.pid()).value_or(0) - before;
+  const uint64_t moved = ReadLiveThreadMigrations(storm.process.pid()).value_or(0) - before;
   const TraceOutput out = Stop(*trace);
   ASSERT_TRUE(out.summary);
   const Summary& s = *out.summary;
@@ -224,10 +224,10 @@ TEST(Trace, VmFilterKeepsExactlyThatVmsMigrations) {
   const int cpu = workload::AllowedCpus()[0];
   ASSERT_TRUE(workload::PinThread(fake_vm.pid(), cpu) && workload::PinThread(std::stoi(*migration_tid), cpu));
   auto trace = StartTrace({"--vm", vm, "--max-rate", "10000000"});
-  const uint64_t before = LiveThreadMigrations(fake_vm.pid()).value_or(0);
+  const uint64_t before = ReadLiveThreadMigrations(fake_vm.pid()).value_or(0);
   fake_vm.Send("flip 1000");
   ASSERT_TRUE(fake_vm.ValueOf("flipped"));
-  const uint64_t moved = LiveThreadMigrations(fake_vm.pid()).value_or(0) - before;
+  const uint64_t moved = ReadLiveThreadMigrations(fake_vm.pid()).value_or(0) - before;
   const TraceOutput out = Stop(*trace);
   ASSERT_TRUE(out.summary);
   const Summary& s = *out.summary;

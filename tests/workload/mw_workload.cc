@@ -27,7 +27,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -36,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "migwatch/kernel/proc/sched.h"
 #include "migwatch/workload/workload.h"
 
 using namespace migwatch::workload;
@@ -166,17 +166,6 @@ bool AllowThread(pid_t tid, const std::vector<int>& cpus) {
   return sched_setaffinity(tid, sizeof(set), &set) == 0;
 }
 
-// Sum of se.nr_migrations over this process's threads.
-uint64_t OwnMigrations() {
-  uint64_t sum = 0;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream sched(task.path() / "sched");
-    for (std::string line; std::getline(sched, line);)
-      if (line.rfind("se.nr_migrations", 0) == 0) sum += std::stoull(line.substr(line.find(':') + 1));
-  }
-  return sum;
-}
-
 // With `cpus`, the spinners run there whatever CPUs the process started on:
 // a test can keep its launcher on one CPU (so nothing migrates before exec
 // names the process) and still spread the spinners, or pin them all to a CPU
@@ -194,10 +183,11 @@ int Spinners(unsigned threads, double seconds, const std::vector<int>& cpus, dou
     }
   }
   WaitFor("go");
-  const uint64_t before = OwnMigrations();
+  const auto own_migrations = [] { return migwatch::ReadLiveThreadMigrations(getpid()).value_or(0); };
+  const uint64_t before = own_migrations();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(until_moved_within);
-  while (OwnMigrations() == before && std::chrono::steady_clock::now() < deadline)
+  while (own_migrations() == before && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::cout << "threads=" << threads << std::endl;
   WaitFor("quit");  // still spinning: a test can take their CPU away meanwhile

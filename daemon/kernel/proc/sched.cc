@@ -1,6 +1,8 @@
 #include "migwatch/kernel/proc/sched.h"
 
+#include <filesystem>
 #include <limits>
+#include <string>
 
 #include "migwatch/kernel/proc/read_file.h"
 #include "migwatch/kernel/proc/parse_util.h"
@@ -83,6 +85,20 @@ std::optional<std::uint64_t> ReadNrMigrations(pid_t pid, pid_t tid) {
   const auto sched = ReadTaskSched(pid, tid);
   if (!sched) return std::nullopt;
   return sched->nr_migrations;
+}
+
+std::optional<std::uint64_t> ReadLiveThreadMigrations(pid_t pid) {
+  std::uint64_t sum = 0;
+  bool any = false;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    if (auto n = ReadNrMigrations(pid, std::stoi(task.path().filename()))) {
+      sum += *n;
+      any = true;
+    }
+  }
+  if (!any) return std::nullopt;
+  return sum;
 }
 
 }  // namespace migwatch

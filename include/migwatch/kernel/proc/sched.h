@@ -40,4 +40,10 @@ std::optional<TaskSched> ReadTaskSched(pid_t pid, pid_t tid);
 /// file cannot be read or parsed. Thread-safe.
 std::optional<std::uint64_t> ReadNrMigrations(pid_t pid, pid_t tid);
 
+/// Sum of se.nr_migrations over the live threads of process `pid`: the
+/// kernel's own count of the process's migrations, as long as none of its
+/// threads has exited. A thread that ends while it is read is left out;
+/// std::nullopt if no thread could be read (the process is gone).
+std::optional<std::uint64_t> ReadLiveThreadMigrations(pid_t pid);
+
 }  // namespace migwatch
