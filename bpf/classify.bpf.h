@@ -8,6 +8,15 @@
 
 #include "stopper.bpf.h"
 
+/* The key of `current`'s process, on any kernel. */
+static __always_inline void current_process_key(struct mw_process_key *key)
+{
+	if (current_task_is_btf())
+		process_key_of(bpf_get_current_task_btf(), key, true);
+	else
+		process_key_of(current_task(), key, false);
+}
+
 /* A move made while this CPU's stopper is running, by the stopper's work. */
 static __always_inline __u32 classify_stopper_move(struct event *ev, struct task_struct *p, __u32 src,
 						   const bool btf)
@@ -110,10 +119,7 @@ static __always_inline void count_affinity_change(struct event *ev, struct task_
 
 		ps = requester_entry(req, req ? &req->requester : NULL, ev);
 	} else {
-		if (current_task_is_btf())
-			process_key_of(bpf_get_current_task_btf(), &key, true);
-		else
-			process_key_of(current_task(), &key, false);
+		current_process_key(&key);
 		if (moved && same_process(&key, moved_key))
 			ps = moved;
 		else
@@ -175,10 +181,7 @@ static __always_inline bool hold_own_affinity_move(struct event *ev, struct task
 
 	if (in_interrupt(event_context(ev)) || current_is_stopper(ev))
 		return false;
-	if (current_task_is_btf())
-		process_key_of(bpf_get_current_task_btf(), &requester, true);
-	else
-		process_key_of(current_task(), &requester, false);
+	current_process_key(&requester);
 	if (!same_process(&requester, key))
 		return false;
 	req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
