@@ -151,21 +151,30 @@ TEST(Logging, UnknownLevelOrFormatIsAnError) {
   EXPECT_TRUE(SetUpLogging("off", "json", &error));
 }
 
+// One process as read: `affinity` moves in its entry, `live` in its
+// threads' se.nr_migrations.
+ProcessEntry ReadEntry(uint64_t affinity, uint64_t live) {
+  ProcessEntry entry;
+  entry.key.tgid = 42;
+  entry.key.start_ns = 7;
+  entry.stats.migrations[MW_REASON_AFFINITY] = affinity;
+  entry.live_migrations = live;
+  return entry;
+}
+
+// `affinity` moves unsettled (held or deferred) for the process of `entry`.
+PendingMoves Unsettled(const ProcessEntry& entry, uint64_t affinity) {
+  PendingMoves pending;
+  pending.unsettled[entry.key].migrations[MW_REASON_AFFINITY] = affinity;
+  return pending;
+}
+
 // A stopper run's first move reaches its process's entry when the run ends
 // (abi.h, mw_deferred_move); the kernel counts it when it is made. A
 // reading in between must still give the kernel's total.
 TEST(UnsettledCounts, AMovePendingAtTheReadingIsInTheProcessTotal) {
-  mw_process_key key{};
-  key.tgid = 42;
-  key.start_ns = 7;
-  ProcessEntry entry;
-  entry.key = key;
-  entry.stats.migrations[MW_REASON_AFFINITY] = 10;
-  entry.live_migrations = 16;  // 10 in the entry, 1 pending, 5 at wakeups
-  std::vector<ProcessEntry> entries{entry};
-  PendingMoves before, after;
-  after.unsettled[key].migrations[MW_REASON_AFFINITY] = 1;
-  before.unsettled = after.unsettled;
+  std::vector<ProcessEntry> entries{ReadEntry(10, 16)};  // 10 in the entry, 1 pending, 5 at wakeups
+  PendingMoves before = Unsettled(entries[0], 1), after = before;
   AddUnsettled(after, &before, &entries);
   ASSERT_EQ(entries.size(), 1u);
   CountWakeups(&entries[0], 0, ProcessBaseline{});
@@ -178,19 +187,11 @@ TEST(UnsettledCounts, AMovePendingAtTheReadingIsInTheProcessTotal) {
 // process map, with the map read after it: in the entry, not pending after.
 // Counted once; the wakeups may fall short until the next reading.
 TEST(UnsettledCounts, AMoveSettledBetweenTheReadingsIsNeverCountedTwice) {
-  mw_process_key key{};
-  key.tgid = 42;
-  key.start_ns = 7;
-  ProcessEntry entry;
-  entry.key = key;
-  entry.stats.migrations[MW_REASON_AFFINITY] = 11;
-  entry.live_migrations = 16;
-  std::vector<ProcessEntry> entries{entry};
-  PendingMoves before, after;
-  before.unsettled[key].migrations[MW_REASON_AFFINITY] = 1;
+  std::vector<ProcessEntry> entries{ReadEntry(11, 16)};
+  PendingMoves before = Unsettled(entries[0], 1), after;
   AddUnsettled(after, &before, &entries);
   ASSERT_EQ(entries.size(), 1u);
-  entries[0].pending_others = before.others[key];
+  entries[0].pending_others = before.others[entries[0].key];
   CountWakeups(&entries[0], 0, ProcessBaseline{});
   EXPECT_EQ(entries[0].stats.migrations[MW_REASON_AFFINITY], 11u);
   EXPECT_LE(TotalMigrations(entries[0].stats), 16u);
@@ -201,17 +202,8 @@ TEST(UnsettledCounts, AMoveSettledBetweenTheReadingsIsNeverCountedTwice) {
 // they are in the kernel's total already: the baseline counts them in its
 // other reasons too, or every later reading derives one wakeup too few.
 TEST(Baseline, CountsWhatWasUnsettledWhenTaken) {
-  mw_process_key key{};
-  key.tgid = 42;
-  key.start_ns = 7;
-  ProcessEntry entry;
-  entry.key = key;
-  entry.stats.migrations[MW_REASON_AFFINITY] = 3;
-  entry.live_migrations = 10;  // 3 in the entry, 1 held, 6 at wakeups
-  std::vector<ProcessEntry> entries{entry};
-  PendingMoves before, after;
-  after.unsettled[key].migrations[MW_REASON_AFFINITY] = 1;
-  before.unsettled = after.unsettled;
+  std::vector<ProcessEntry> entries{ReadEntry(3, 10)};  // 3 in the entry, 1 held, 6 at wakeups
+  PendingMoves before = Unsettled(entries[0], 1), after = before;
   AddUnsettled(after, &before, &entries);
   CountWakeups(&entries[0], 0, ProcessBaseline{});
   const ProcessBaseline baseline = BaselineOf(entries[0], /*live_after=*/10);
@@ -219,10 +211,7 @@ TEST(Baseline, CountsWhatWasUnsettledWhenTaken) {
   EXPECT_EQ(baseline.others, 4u);
 
   // Later: the charges flushed to the entry, and two moves at wakeups.
-  ProcessEntry later;
-  later.key = key;
-  later.stats.migrations[MW_REASON_AFFINITY] = 4;
-  later.live_migrations = 12;
+  ProcessEntry later = ReadEntry(4, 12);
   CountWakeups(&later, 0, baseline);
   EXPECT_EQ(later.stats.migrations[MW_REASON_WAKEUP], 2u);
 }
@@ -231,9 +220,7 @@ TEST(Baseline, CountsWhatWasUnsettledWhenTaken) {
 // the total however the process map was read, so later wakeups can only
 // fall short.
 TEST(Baseline, AMoveDuringTheReadingIsInTheTotal) {
-  ProcessEntry entry;
-  entry.key.tgid = 42;
-  entry.live_migrations = 10;
+  ProcessEntry entry = ReadEntry(0, 10);
   CountWakeups(&entry, 0, ProcessBaseline{});
   const ProcessBaseline baseline = BaselineOf(entry, /*live_after=*/11);
   EXPECT_EQ(baseline.total, 11u);
