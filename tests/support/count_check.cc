@@ -1,9 +1,8 @@
 #include "support/count_check.h"
 
+#include "migwatch/kernel/proc/sched.h"
 #include "support/clock.h"
 #include "support/exposition.h"
-#include "migwatch/kernel/proc/sched.h"
-#include "support/kernel_truth.h"
 
 namespace migwatch::testing {
 

@@ -4,7 +4,6 @@
 #include <string>
 #include <thread>
 
-#include "migwatch/kernel/proc/sched.h"
 #include "migwatch/kernel/proc/schedstat.h"
 #include "migwatch/kernel/proc/stat.h"
 #include "migwatch/kernel/proc/status.h"
