@@ -11,7 +11,8 @@ constexpr std::array<std::string_view, MW_REASON_COUNT> kReasons = {
 constexpr std::array<std::string_view, MW_WORK_COUNT> kWorks = {
     "none", "affinity", "active_balance", "numa", "exec", "hotplug", "stop_machine", "rt_push_pull", "watchdog",
     "other"};
-constexpr std::array<std::string_view, MW_DROP_COUNT> kDrops = {"trace_ringbuf", "task_ringbuf", "process_map_full"};
+constexpr std::array<std::string_view, MW_DROP_COUNT> kDrops = {"trace_ringbuf", "task_ringbuf", "process_map_full",
+                                                                   "exiting_map_full"};
 
 }  // namespace
 

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <string_view>
 
 #include "migwatch/kernel/kernel_info.h"
 #include "migwatch/kernel/maps.h"
@@ -105,6 +107,18 @@ TEST(Labels, NamesRoundTripAndOutOfRangeIsOther) {
   EXPECT_EQ(ReasonName(-1), "other");
   EXPECT_EQ(WorkName(MW_WORK_WATCHDOG), "watchdog");
   EXPECT_FALSE(ReasonFromName("bogus"));
+}
+
+// Every drop kind has a label value of its own: a name missing from the
+// table would be an empty `buffer` label.
+TEST(Labels, EveryDropKindHasADistinctName) {
+  std::set<std::string_view> names;
+  for (int d = 0; d < MW_DROP_COUNT; ++d) {
+    EXPECT_FALSE(DropName(d).empty()) << "drop kind " << d;
+    names.insert(DropName(d));
+  }
+  EXPECT_EQ(names.size(), static_cast<size_t>(MW_DROP_COUNT));
+  EXPECT_EQ(DropName(MW_DROP_EXITING_MAP_FULL), "exiting_map_full");
 }
 
 // Captures what the default logger writes to stderr.
