@@ -40,9 +40,10 @@ static __always_inline bool event_from_slot(struct event *ev, struct cpu_slot *s
 	ev->st = &slot->state;
 	ev->cc = &slot->shared.counters;
 	/* Set from the stopper's switch in to its switch out (handle_switch):
-	 * no helper call to learn who `current` is. Unknown in a run that had
-	 * begun when the programs were attached. */
-	ev->in_stopper = slot->state.stopper_runtime != 0;
+	 * no helper call to learn who `current` is. Unknown in a run whose
+	 * switch in was not traced, as one that had begun when the programs
+	 * were attached. */
+	ev->in_stopper = slot->state.in_stopper_run;
 	return true;
 }
 

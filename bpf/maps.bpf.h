@@ -94,7 +94,11 @@ MW_MAP(watched_tids, HASH, 4096, __u32, __u8);
 
 /* What this CPU is doing, as far as attribution cares. */
 struct cpu_state {
-	__u64 stopper_runtime;	/* its se.sum_exec_runtime at its switch in; 0: not running */
+	/* This CPU's stopper: its se.sum_exec_runtime up to which its time has
+	 * been charged (handle_switch), valid once stopper_seen. */
+	__u64 stopper_charged_runtime;
+	__u32 stopper_seen;
+	__u32 in_stopper_run;	/* from its switch in to its switch out */
 	__u32 fentry_work;	/* enum mw_work from a stopper function's fentry */
 	__u32 in_migration_cpu_stop; /* fentry saw migration_cpu_stop */
 	__u32 run_moves;	/* moves made in this run */

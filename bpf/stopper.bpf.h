@@ -529,13 +529,38 @@ static __always_inline void note_victim(struct cpu_state *st, struct task_struct
 	st->run_victim_task = (__u64)prev;
 }
 
+/* Ends this CPU's stopper run at `runtime`, its se.sum_exec_runtime: charges
+ * the time since the last charge, so that a switch the programs did not see
+ * loses no time (see handle_switch), and clears the run's state for the
+ * next run, whether or not its switch in is seen. */
+static __always_inline void end_stopper_run(struct cpu_slot *slot, __u64 runtime)
+{
+	struct cpu_state *st = &slot->state;
+
+	if (st->stopper_seen) {
+		if (!st->in_stopper_run)
+			slot->shared.counters.stopper_run_starts_unseen++;
+		charge_stopper_run(slot, runtime - st->stopper_charged_runtime);
+	}
+	st->stopper_charged_runtime = runtime;
+	st->stopper_seen = 1;
+	st->in_stopper_run = 0;
+	st->fentry_work = MW_WORK_NONE;
+	st->in_migration_cpu_stop = 0;
+	st->run_moves = 0;
+	st->run_affinity_changes = 0;
+}
+
 /* Every context switch passes here. On the common path it reads three fields
  * of the two tasks and touches no map: only a switch from or to a task of
  * the stopper's priority looks further. The stopper's time is what the
  * scheduler charged it (se.sum_exec_runtime, updated before this
- * tracepoint), so no clock is read. A switch out that was never seen (a CPU
- * going offline traces nothing) leaves its time to the next switch in,
- * whose runtime includes it. */
+ * tracepoint), so no clock is read. Each charge is the runtime since the
+ * previous one: the stopper's runtime grows only while it runs, so a switch
+ * that was not traced merges two runs but loses no time. A switch out that
+ * was never seen (a CPU going offline traces nothing) leaves its run to the
+ * next switch in; a run whose switch in was not seen is charged at its
+ * switch out, and counted (stopper_run_starts_unseen). */
 static __always_inline int handle_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
 					 const bool btf)
 {
@@ -554,10 +579,8 @@ static __always_inline int handle_switch(bool preempt, struct task_struct *prev,
 	if (!slot)
 		return 0;
 	st = &slot->state;
-	if (prev_stopper_prio && st->stopper_runtime && MW_READ(btf, prev, pid) == slot->shared.stopper_pid) {
-		charge_stopper_run(slot, MW_READ(btf, prev, se.sum_exec_runtime) - st->stopper_runtime);
-		st->stopper_runtime = 0;
-	}
+	if (prev_stopper_prio && MW_READ(btf, prev, pid) == slot->shared.stopper_pid)
+		end_stopper_run(slot, MW_READ(btf, prev, se.sum_exec_runtime));
 	if (!next_stopper_prio)
 		return 0;
 	next_pid = MW_READ(btf, next, pid);
@@ -567,17 +590,14 @@ static __always_inline int handle_switch(bool preempt, struct task_struct *prev,
 		slot->shared.stopper_pid = next_pid;
 	}
 	runtime = MW_READ(btf, next, se.sum_exec_runtime);
-	if (st->stopper_runtime)
-		charge_stopper_run(slot, runtime - st->stopper_runtime); /* its end was not traced */
-	/* After that charge: the earlier run's victim was charged there. */
+	/* A run whose end was not traced (or, if untraced both ways, whose
+	 * time shows): charged now, before this run's victim is noted. */
+	if (st->in_stopper_run || (st->stopper_seen && runtime != st->stopper_charged_runtime))
+		end_stopper_run(slot, runtime);
 	note_victim(st, prev, preempt, btf);
-	/* Non-zero while it runs (event_from_slot): a stopper's very first run
-	 * starts at 0 ns, 1 ns off is nothing. */
-	st->stopper_runtime = runtime ? runtime : 1;
-	st->fentry_work = MW_WORK_NONE;
-	st->in_migration_cpu_stop = 0;
-	st->run_moves = 0;
-	st->run_affinity_changes = 0;
+	st->stopper_charged_runtime = runtime;
+	st->stopper_seen = 1;
+	st->in_stopper_run = 1;
 	return 0;
 }
 

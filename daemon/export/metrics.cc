@@ -87,6 +87,7 @@ void AddCounterFamilies(const CounterSnapshot& s, std::vector<MetricFamily>* out
   }
   out->push_back(stopper_cpu.Take());
   out->push_back(stopper_runs.Take());
+  out->push_back(Family("migwatch_stopper_run_starts_unseen_total").Add({}, s.host.stopper_run_starts_unseen).Take());
 
   Family work_seconds("migwatch_stopper_work_seconds_total");
   Family work_count("migwatch_stopper_work_runs_total");

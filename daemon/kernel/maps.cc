@@ -108,6 +108,7 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out) {
       out->host.affinity_changes += c.affinity_changes;
       out->host.stopper_run_ns += c.stopper_run_ns;
       out->host.stopper_runs += c.stopper_runs;
+      out->host.stopper_run_starts_unseen += c.stopper_run_starts_unseen;
       for (int w = 0; w < MW_WORK_COUNT; ++w) {
         out->host.stopper_work_ns[w] += c.stopper_work_ns[w];
         out->host.stopper_work_runs[w] += c.stopper_work_runs[w];

@@ -136,6 +136,9 @@ struct mw_cpu_counters {
 	 * (se.sum_exec_runtime, what /proc/PID/schedstat shows), per work. */
 	__u64 stopper_run_ns;
 	__u64 stopper_runs;
+	/* Runs whose switch in was not traced: charged in full at their switch
+	 * out, but their moves were not known to be the stopper's. */
+	__u64 stopper_run_starts_unseen;
 	__u64 stopper_work_ns[MW_WORK_COUNT];
 	__u64 stopper_work_runs[MW_WORK_COUNT];
 };

@@ -111,6 +111,12 @@ TEST(AffinityStorm, CountsAndStopperTimeEqualTheKernels) {
   std::printf("stopper runs: cpu%d migwatch %lu schedstat %lu; cpu%d migwatch %lu schedstat %lu\n", a,
               runs(s1, a) - runs(s0, a), r1.a.timeslices - r0.a.timeslices, b, runs(s1, b) - runs(s0, b),
               r1.b.timeslices - r0.b.timeslices);
+  // A run whose switch in was not traced is still charged in full at its
+  // switch out; it shows here.
+  const auto unseen = [&](int cpu) -> uint64_t {
+    return s1.counters.cpus[cpu].stopper_run_starts_unseen - s0.counters.cpus[cpu].stopper_run_starts_unseen;
+  };
+  std::printf("stopper run starts unseen: cpu%d %lu, cpu%d %lu\n", a, unseen(a), b, unseen(b));
   for (const auto& m : s1.misses)
     if (m.misses) std::printf("program %s: %lu runs missed since the session began\n", m.program.c_str(), m.misses);
   RecordProperty("flips", std::to_string(flips));
