@@ -957,9 +957,27 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def memory_isolation() -> dict:
+    """What decides whether the kernel's TLB entries survive a return to user
+    space, and so what each page an event touches costs (README.md, kernel):
+    the kernel's Meltdown mitigation (page-table isolation) and PCIDs."""
+    try:
+        meltdown = Path("/sys/devices/system/cpu/vulnerabilities/meltdown").read_text().strip()
+    except OSError:
+        meltdown = None
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return {"meltdown": meltdown, "pcid": "pcid" in flags.split()}
+
+
 def markdown(results: dict) -> str:
     host = results["host"]
-    out = [f"# migwatch benchmarks\n\n{host['migwatch']}, Linux {host['kernel']}, {host['cpus']} CPUs, "
+    isolation = (f", Meltdown: {host['meltdown']}, PCIDs: {'yes' if host['pcid'] else 'no'}"
+                 if host.get("meltdown") is not None else "")
+    out = [f"# migwatch benchmarks\n\n{host['migwatch']}, Linux {host['kernel']}, {host['cpus']} CPUs{isolation}, "
            f"load average {host['load_average_start'][0]:.2f} at the start"
            f"{', quick run' if host['quick'] else ''}, {results['started']}.\n"]
     if "kernel" in results:
@@ -1123,7 +1141,7 @@ def main(argv: list[str]) -> int:
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "sections": arguments.sections,
         "host": {"kernel": os.uname().release, "cpus": os.cpu_count(), "migwatch": version,
-                 "quick": arguments.quick, "load_average_start": list(os.getloadavg())},
+                 "quick": arguments.quick, "load_average_start": list(os.getloadavg()), **memory_isolation()},
     }
     started = time.monotonic()
     status = 0
