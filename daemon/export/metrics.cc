@@ -218,6 +218,20 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   return out;
 }
 
+namespace {
+
+// Seconds since the epoch at boot: the btime line of /proc/stat.
+double ReadBootTime() {
+  std::ifstream proc_stat("/proc/stat");
+  std::string key;
+  double btime = 0;
+  while (proc_stat >> key)
+    if (key == "btime" && proc_stat >> btime) break;
+  return btime;
+}
+
+}  // namespace
+
 std::vector<MetricFamily> CollectSelfProcess() {
   std::vector<MetricFamily> out;
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
@@ -230,12 +244,11 @@ std::vector<MetricFamily> CollectSelfProcess() {
     out.push_back(Family("process_resident_memory_bytes")
                       .Add({}, stat->rss_pages * page)
                       .Take());
-    // Boot time plus the start time in ticks since boot.
-    std::ifstream proc_stat("/proc/stat");
-    std::string key;
-    double btime = 0;
-    while (proc_stat >> key)
-      if (key == "btime" && proc_stat >> btime) break;
+    // Boot time plus the start time in ticks since boot. Read once: the
+    // kernel sums every possible CPU's counters of every interrupt to
+    // write /proc/stat, which on a host with hundreds of possible CPUs cost
+    // more than the rest of a scrape.
+    static const double btime = ReadBootTime();
     out.push_back(Family("process_start_time_seconds")
                       .Add({}, btime + stat->starttime_ticks / ticks)
                       .Take());
