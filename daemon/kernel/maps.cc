@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <numeric>
@@ -174,8 +175,16 @@ bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out) {
 
 bool ReadPendingMoves(const Probes& probes, PendingMoves* out) {
   *out = PendingMoves{};
+  // Only CPUs up to the last present one: a stopper runs only where a CPU
+  // is, and a CPU's pending move and charges are settled when it goes
+  // offline, before it can be removed. Reading all of them copied 512 bytes
+  // for every possible CPU, twice or more a collection: 255 of them on a
+  // host whose firmware reports 255.
+  const std::vector<bool> present = ReadPresentCpus(probes.possible_cpus());
+  const auto last = std::find(present.rbegin(), present.rend(), true);
+  const auto count = static_cast<uint32_t>(present.rend() - last);
   std::vector<mw_stopper_request> requests;
-  if (!LookupArray(probes.stopper_requests_fd(), probes.possible_cpus(), 1, &requests)) return false;
+  if (count == 0 || !LookupArray(probes.stopper_requests_fd(), count, 1, &requests)) return false;
   for (const auto& r : requests) {
     out->changes.push_back(r.deferred.changes);
     out->changes.push_back(r.charges.flushes);
