@@ -138,6 +138,11 @@ bool ReadCounters(const Probes& probes, CounterSnapshot* out) {
       out->cpu_moves[cpu].out += c.out;
     }
   }
+  // The moves each CPU made itself, counted in its own slot.
+  for (unsigned cpu = 0; cpu < cpus; ++cpu) {
+    out->cpu_moves[cpu].in += out->cpus[cpu].moves_in_here;
+    out->cpu_moves[cpu].out += out->cpus[cpu].moves_out_here;
+  }
 
   out->nr_nodes = probes.nr_nodes();
   out->node_moves.assign(out->nr_nodes * out->nr_nodes, 0);

@@ -125,6 +125,12 @@ enum mw_drop {
  * its migration/n thread switches out. */
 struct mw_cpu_counters {
 	__u64 migrations[MW_REASON_COUNT];
+	/* Migrations out of and into this CPU that this CPU made (a stopper's
+	 * moves off its CPU, a pull, a wakeup onto the waker's CPU): counted
+	 * here, beside the counters every move adds to; the other side of a
+	 * move is in cpu_moves (mw_cpu_moves). */
+	__u64 moves_out_here;
+	__u64 moves_in_here;
 	/* sched_migrate_task events whose source equals their destination:
 	 * not migrations, but seen (kept to explain the raw event rate). */
 	__u64 same_cpu_events;
@@ -162,8 +168,9 @@ struct mw_settings {
 	__u32 nr_nodes; /* NUMA nodes in cpu_nodes (1: not NUMA) */
 };
 
-/* Per CPU: migrations in and out of that CPU. Per-CPU array indexed by CPU
- * number, so each executing CPU counts into its own copy. */
+/* Per CPU: migrations in and out of that CPU that other CPUs made (those a
+ * CPU makes itself are in its mw_cpu_counters). Per-CPU array indexed by
+ * CPU number, so each executing CPU counts into its own copy. */
 struct mw_cpu_moves {
 	__u64 in;
 	__u64 out;
