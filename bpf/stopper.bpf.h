@@ -285,22 +285,21 @@ write:
 }
 
 /* A stopper is woken: note who asked and in what context. A function of its
- * own, reading through probe reads: the wakeup program's common path then
- * uses few registers and its prologue saves none (the JIT saves the callee-
- * saved registers a function uses anywhere, on every run). */
-static __noinline int note_stopper_wakeup(struct task_struct *p)
+ * own, given the woken task's CPU and tid as the wakeup program read them
+ * (direct loads where BTF allows): the program's common path then uses few
+ * registers and its prologue saves none (the JIT saves the callee-saved
+ * registers a function uses anywhere, on every run). The task itself is
+ * read only to recognise a stopper user space did not know. */
+static __noinline int note_stopper_wakeup(__u32 cpu, __u32 pid, __u64 task)
 {
 	struct mw_stopper_request *req;
 	struct event ev;
-	__u32 cpu, pid;
 
-	cpu = task_cpu(p, false);
 	req = bpf_map_lookup_elem(&stopper_requests, &cpu);
 	if (!req)
 		return 0;
-	pid = BPF_CORE_READ(p, pid);
 	if (pid != req->stopper_pid) {
-		if (req->stopper_pid || !is_stopper_task(p))
+		if (req->stopper_pid || !is_stopper_task((struct task_struct *)task))
 			return 0;
 		req->stopper_pid = pid;
 	}
@@ -313,7 +312,9 @@ static __noinline int note_stopper_wakeup(struct task_struct *p)
  * at the first load. */
 static __always_inline int handle_waking(struct task_struct *p, const bool btf)
 {
-	return is_stopper_prio(p, btf) ? note_stopper_wakeup(p) : 0;
+	if (!is_stopper_prio(p, btf))
+		return 0;
+	return note_stopper_wakeup(task_cpu(p, btf), MW_READ(btf, p, pid), (__u64)p);
 }
 
 /* ---- What a run cost, and whom it is charged to ------------------------------ */
