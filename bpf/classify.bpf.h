@@ -9,12 +9,12 @@
 #include "stopper.bpf.h"
 
 /* The key of `current`'s process, on any kernel. */
-static __always_inline void current_process_key(struct mw_process_key *key)
+static __always_inline void current_process_key(struct mw_process_key *key, struct cpu_state *st)
 {
 	if (current_task_is_btf())
-		process_key_of(bpf_get_current_task_btf(), key, true);
+		process_key_cached(bpf_get_current_task_btf(), key, st, true);
 	else
-		process_key_of(current_task(), key, false);
+		process_key_cached(current_task(), key, st, false);
 }
 
 /* A move made while this CPU's stopper is running, by the stopper's work. */
@@ -119,7 +119,7 @@ static __always_inline void count_affinity_change(struct event *ev, struct task_
 
 		ps = requester_entry(req, req ? &req->requester : NULL, ev);
 	} else {
-		current_process_key(&key);
+		current_process_key(&key, ev->st);
 		if (moved && same_process(&key, moved_key))
 			ps = moved;
 		else
@@ -181,7 +181,7 @@ static __always_inline bool hold_own_affinity_move(struct event *ev, struct task
 
 	if (in_interrupt(event_context(ev)) || current_is_stopper(ev))
 		return false;
-	current_process_key(&requester);
+	current_process_key(&requester, ev->st);
 	if (!same_process(&requester, key))
 		return false;
 	req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
@@ -240,7 +240,7 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 	/* The process entry, where needed: wakeups are the kernel's own
 	 * per-thread count (abi.h), read by the task iterator. */
 	if (reason != MW_REASON_WAKEUP || exiting || stopper_run || traced || count_wakeups) {
-		process_key_of(p, &key, btf);
+		process_key_cached(p, &key, ev->st, btf);
 		deferred = stopper_run && defer_stopper_move(ev, p, &key, reason, exiting);
 		held = !stopper_run && reason == MW_REASON_AFFINITY && !exiting &&
 		       hold_own_affinity_move(ev, p, &key);

@@ -123,6 +123,15 @@ struct cpu_state {
 	__u64 numa_ns;
 	/* sum_held_charges()'s result, for the record being written. */
 	struct mw_process_stats held_sum;
+	/* The process key of the last group leader a key was read for
+	 * (tasks.bpf.h, process_key_cached), valid while task_frees is `gen`. */
+	struct {
+		__u64 leader;
+		__u64 start_ns;
+		__u64 gen;
+		__u32 tgid;
+		__u32 pad;
+	} leader_key;
 };
 
 /* Everything a CPU keeps, in one per-CPU value, so that an event touches one
@@ -147,6 +156,12 @@ MW_MAP(cpu_moves, PERCPU_ARRAY, 1, __u32, struct mw_cpu_moves);
 /* Indexed by from_node * nr_nodes + to_node; resized to nr_nodes^2 at load.
  * Not touched on single-node hosts. */
 MW_MAP(node_moves, PERCPU_ARRAY, 1, __u32, __u64);
+
+/* task_structs freed so far (sched_process_free): the generation of every
+ * CPU's leader_key. A plain array, not a global: its value lies in the
+ * kernel's linear map on small hosts, where a global's page would be one
+ * more for every event's TLB. */
+MW_MAP(task_frees, ARRAY, 1, __u32, __u64);
 
 /* Who woke each CPU's stopper, and the first move of its current run
  * (abi.h, mw_stopper_request). Indexed by the stopper's CPU and written by

@@ -74,6 +74,7 @@ MW_TWINS(softirq_exit, handle_softirq(vec, 0), unsigned int vec)
 MW_TWINS(task_rename, handle_rename(t, comm, btf), struct task_struct *t, const char *comm)
 MW_TWINS(sched_process_exec, handle_exec(t, btf), struct task_struct *t)
 MW_TWINS(sched_process_exit, handle_exit(t, btf), struct task_struct *t)
+MW_TWINS(sched_process_free, handle_free(), struct task_struct *t)
 
 /* ---- fentry, where the kernel allows it: the stopper's work by name ------ */
 

@@ -222,12 +222,13 @@ static __always_inline int announce_numa(struct task_struct *a, struct task_stru
  * itself, a teardown is under way. An affinity change says nothing here:
  * its moves (the source CPU no longer allowed) name it during the run.
  * Returns the work the waker's task names (exec or none). */
-static __always_inline __u32 note_requester(struct mw_stopper_request *req, struct task_struct *cur, const bool btf)
+static __always_inline __u32 note_requester(struct mw_stopper_request *req, struct task_struct *cur,
+					    struct cpu_state *st, const bool btf)
 {
 	__u32 work = task_in_execve(cur, btf) ? MW_WORK_EXEC : MW_WORK_NONE;
 	struct mw_process_key key;
 
-	process_key_of(cur, &key, btf);
+	process_key_cached(cur, &key, st, btf);
 	/* A storm's flipper asks again and again: its name and kind are read
 	 * when the requester changes (they name a new process entry only). */
 	if (!same_process(&key, &req->requester)) {
@@ -264,9 +265,9 @@ static __always_inline void note_stopper_request(struct mw_stopper_request *req,
 		}
 	}
 	if (current_task_is_btf())
-		work = note_requester(req, bpf_get_current_task_btf(), true);
+		work = note_requester(req, bpf_get_current_task_btf(), ev->st, true);
 	else
-		work = note_requester(req, current_task(), false);
+		work = note_requester(req, current_task(), ev->st, false);
 	if (work == MW_WORK_NONE && ev->st->numa_requester == tid && tid) {
 		now = bpf_ktime_get_ns();
 		if (now - ev->st->numa_ns < NUMA_ANNOUNCE_TTL_NS) {
@@ -526,7 +527,7 @@ static __always_inline void note_victim(struct cpu_state *st, struct task_struct
 	st->run_victim.tgid = 0;
 	if (!preempt && task_state(prev, btf) != 0)
 		return;
-	process_key_of(prev, &st->run_victim, btf);
+	process_key_cached(prev, &st->run_victim, st, btf);
 	st->run_victim_task = (__u64)prev;
 }
 

@@ -18,6 +18,63 @@ static __always_inline void process_key_of(struct task_struct *t, struct mw_proc
 	key->start_ns = MW_READ(btf, leader, start_boottime);
 }
 
+/*
+ * process_key_of() for the scheduler's hot paths, without reading the group
+ * leader where this CPU read it last: the leader's start time shares its
+ * line with its context-switch counts, which the leader writes on whatever
+ * CPU it runs, so the read is often a miss (in an affinity storm, the
+ * flipping leader's line moves between the CPUs on every flip). The key of
+ * a leader's address holds until that task_struct is freed and the address
+ * reused: every free comes after sched_process_free, which counts it in
+ * task_frees, and after an RCU grace period since the last thread that
+ * pointed to the leader was released, so no program still runs that read
+ * the old leader's address. A key cached before the count is thus stale
+ * after it, and none is cached after it from the old address. Nothing is
+ * cached while the count is 0: until sched_process_free's program has run,
+ * it may not be attached (a hook that fails to attach is left out), and
+ * without it no key is ever cached. Only for programs that run with
+ * interrupts off (the scheduler's tracepoints), so that no other program
+ * nests inside an update of the key.
+ */
+static __always_inline void process_key_cached(struct task_struct *t, struct mw_process_key *key,
+					       struct cpu_state *st, const bool btf)
+{
+	struct task_struct *leader = MW_READ(btf, t, group_leader);
+	__u32 zero = 0;
+	__u64 *frees = bpf_map_lookup_elem(&task_frees, &zero);
+	__u64 gen;
+
+	gen = frees ? *frees : 0;
+	if (!gen) {
+		process_key_of(t, key, btf);
+		return;
+	}
+	key->pad = 0;
+	if ((__u64)leader == st->leader_key.leader && gen == st->leader_key.gen) {
+		key->tgid = st->leader_key.tgid;
+		key->start_ns = st->leader_key.start_ns;
+		return;
+	}
+	key->tgid = MW_READ(btf, t, tgid);
+	key->start_ns = MW_READ(btf, leader, start_boottime);
+	st->leader_key.leader = (__u64)leader;
+	st->leader_key.tgid = key->tgid;
+	st->leader_key.start_ns = key->start_ns;
+	st->leader_key.gen = gen;
+}
+
+/* Every task_struct's free: the leader keys cached so far may name a freed
+ * address. */
+static __always_inline int handle_free(void)
+{
+	__u32 zero = 0;
+	__u64 *frees = bpf_map_lookup_elem(&task_frees, &zero);
+
+	if (frees)
+		__sync_fetch_and_add(frees, 1);
+	return 0;
+}
+
 static __always_inline bool same_process(const struct mw_process_key *a, const struct mw_process_key *b)
 {
 	return a->tgid == b->tgid && a->start_ns == b->start_ns;

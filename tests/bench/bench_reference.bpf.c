@@ -56,3 +56,6 @@ int ref_sched_process_exec_btf(void *ctx) { return 0; }
 
 SEC("tp_btf/sched_process_exit")
 int ref_sched_process_exit_btf(void *ctx) { return 0; }
+
+SEC("tp_btf/sched_process_free")
+int ref_sched_process_free_btf(void *ctx) { return 0; }

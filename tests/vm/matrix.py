@@ -43,6 +43,7 @@ TRACEPOINT_MODES = {
     "task_rename": "tp_btf",
     "sched_process_exec": "tp_btf",
     "sched_process_exit": "tp_btf",
+    "sched_process_free": "tp_btf",
     "task": "iter",
 }
 # Tracepoint hooks only kernels whose BTF hides preempt_count need (Debian's
