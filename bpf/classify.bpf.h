@@ -210,7 +210,7 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 	/* count_wakeups (a global) is read last, so that the common path
 	 * never reads it. */
 	const bool exiting = (MW_READ(btf, p, flags) & PF_EXITING) && !count_wakeups;
-	const bool traced = ev->set->trace_on & MW_TRACE_BIT(MW_TRACE_MIGRATION);
+	const bool traced = trace_on & MW_TRACE_BIT(MW_TRACE_MIGRATION);
 	struct mw_process_stats *ps = NULL;
 	struct mw_process_key key = {};
 	struct mw_cpu_moves *cm;
@@ -228,9 +228,9 @@ static __always_inline void count_migration(struct event *ev, struct task_struct
 		ev->cc->moves_in_here++;
 	else if ((cm = bpf_map_lookup_elem(&cpu_moves, &dst)))
 		cm->in++;
-	if (ev->set->nr_nodes > 1) {
+	if (nr_nodes > 1) {
 		__u32 *from = bpf_map_lookup_elem(&cpu_nodes, &src), *to = bpf_map_lookup_elem(&cpu_nodes, &dst);
-		__u32 idx = from && to ? *from * ev->set->nr_nodes + *to : 0;
+		__u32 idx = from && to ? *from * nr_nodes + *to : 0;
 		__u64 *nm = bpf_map_lookup_elem(&node_moves, &idx);
 
 		if (nm)

@@ -26,7 +26,6 @@ struct event {
 	struct cpu_slot *slot;	     /* this CPU's */
 	struct cpu_state *st;	     /* &slot->state */
 	struct mw_cpu_counters *cc; /* &slot->shared.counters */
-	struct mw_settings *set;
 };
 
 static __always_inline bool event_from_slot(struct event *ev, struct cpu_slot *slot)
@@ -34,8 +33,7 @@ static __always_inline bool event_from_slot(struct event *ev, struct cpu_slot *s
 	ev->cpu = bpf_get_smp_processor_id();
 	ev->ctx = MW_CTX_UNKNOWN;
 	ev->slot = slot;
-	ev->set = current_settings();
-	if (!slot || !ev->set)
+	if (!slot)
 		return false;
 	ev->st = &slot->state;
 	ev->cc = &slot->shared.counters;

@@ -39,15 +39,18 @@
  * space empties the TLB of kernel pages: on such a machine a migration
  * costs one walk per page it touches, 15-60 ns each (tests/bench/README.md).
  * So the common paths read the tasks the scheduler has just touched and
- * one place of their own: the CPU's slot, beside which the per-CPU maps
- * created right after it (settings, CPU moves) lie in per-CPU memory. The
- * stopper's paths add its CPU's entry of stopper_requests; globals
- * (.rodata, .bss) are read on rare paths only.
+ * one place of their own: the CPU's slot, beside which the per-CPU map
+ * created right after it (CPU moves) lies in per-CPU memory. The stopper's
+ * paths add its CPU's entry of stopper_requests. Of the globals, .rodata
+ * costs nothing (the verifier replaces its loads by their values) and only
+ * the trace switch in .bss is read on every migration: a per-CPU copy of
+ * it cost more here than the page it lies on (a lookup reads the map's
+ * per-CPU pointer as well), 7-14 ns a migration on the machine of
+ * tests/bench/README.md.
  */
 
-/* Read-only configuration of the rare paths, set by user space between open
- * and load (rodata must be volatile so that clang keeps the loads the loader
- * patches). */
+/* Read-only configuration, set by user space between open and load (rodata
+ * must be volatile so that clang keeps the loads the loader patches). */
 const volatile __u32 trace_pid = 0; /* trace only this tid or tgid, if set */
 /* Address of a CPU's preempt_count minus that of its runqueue, from the
  * kernel's BTF (core_fixes.bpf.h); 0 where the BTF does not say. */
@@ -57,9 +60,17 @@ const volatile __s64 preempt_count_from_rq = 0;
 const volatile __u32 count_wakeups = 0;
 /* Possible CPUs: the size of the CPU-indexed maps. */
 const volatile __u32 possible_cpus = 1;
+/* NUMA nodes in cpu_nodes (1: not NUMA, and the verifier drops the node
+ * pair counting as dead code). */
+const volatile __u32 nr_nodes = 1;
+
+/* The one setting user space changes while the programs run: the records
+ * to send to the trace ring buffer (MW_TRACE_BIT()s), written through the
+ * memory-mapped .bss. Read by each migration and stopper run. */
+volatile __u32 trace_on = 0;
 
 /* NUMA node of each CPU; resized to the possible CPUs at load, filled by
- * user space; read only where settings.nr_nodes > 1. */
+ * user space; read only where nr_nodes > 1. */
 MW_MAP(cpu_nodes, ARRAY, 1, __u32, __u32);
 
 /* ---- Counters read by user space ---------------------------------------- */
@@ -144,11 +155,6 @@ struct cpu_slot {
 
 MW_MAP(cpus, PERCPU_ARRAY, 1, __u32, struct cpu_slot);
 
-/* What user space switches while the programs run (abi.h): the same value
- * on every CPU, defined right after `cpus` so that each CPU's copy is
- * allocated next to its slot. */
-MW_MAP(settings, PERCPU_ARRAY, 1, __u32, struct mw_settings);
-
 /* Counters read by user space, also next to the slot: migrations in and
  * out of each CPU, indexed by CPU and resized to the possible CPUs at load. */
 MW_MAP(cpu_moves, PERCPU_ARRAY, 1, __u32, struct mw_cpu_moves);
@@ -173,13 +179,6 @@ MW_MAP(stopper_requests, ARRAY, 1, __u32, struct mw_stopper_request);
 
 /* Keys of one-entry maps live on the stack: a key in .rodata would cost a
  * load from another page on every event. */
-static __always_inline struct mw_settings *current_settings(void)
-{
-	__u32 key = 0;
-
-	return bpf_map_lookup_elem(&settings, &key);
-}
-
 static __always_inline struct cpu_slot *this_cpu_slot(void)
 {
 	__u32 key = 0;

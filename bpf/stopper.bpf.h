@@ -490,7 +490,7 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 				add(&moved->stopper_moved_ns, dur);
 		}
 	}
-	if (ev.set->trace_on & MW_TRACE_BIT(MW_TRACE_STOPPER_RUN))
+	if (trace_on & MW_TRACE_BIT(MW_TRACE_STOPPER_RUN))
 		emit_stopper_run(&ev, req, work, requester, dur);
 	if (st->run_victim.tgid) {
 		/* Most often the moved task itself: its entry is at hand. */

@@ -216,6 +216,7 @@ bool Configure(migwatch_bpf* skel, const ProbeOptions& options, unsigned possibl
   ro->count_wakeups = !with_task_iterator;
   ro->possible_cpus = possible_cpus;
   const unsigned nodes = std::min<unsigned>(topo.nr_nodes, MW_MAX_NODES);
+  ro->nr_nodes = nodes;
 
   auto* maps = &skel->maps;
   return bpf_map__set_max_entries(maps->cpu_moves, possible_cpus) == 0 &&
@@ -275,7 +276,7 @@ bool SeedStopperPids(migwatch_bpf* skel, unsigned cpus, std::string* error) {
   return true;
 }
 
-// The NUMA node of every CPU, and the settings the programs start with.
+// The NUMA node of every CPU.
 bool SeedTopology(migwatch_bpf* skel, unsigned cpus, const CpuTopology& topo, std::string* error) {
   const unsigned nodes = std::min<unsigned>(topo.nr_nodes, MW_MAX_NODES);
   for (uint32_t cpu = 0; cpu < cpus && cpu < topo.node_of_cpu.size(); ++cpu) {
@@ -284,15 +285,6 @@ bool SeedTopology(migwatch_bpf* skel, unsigned cpus, const CpuTopology& topo, st
       *error = std::string("cannot write the CPU topology: ") + std::strerror(errno);
       return false;
     }
-  }
-  const uint32_t zero = 0;
-  mw_settings settings{};
-  settings.nr_nodes = nodes;
-  // The same value on every CPU (abi.h).
-  const std::vector<mw_settings> copies(cpus, settings);
-  if (bpf_map_update_elem(bpf_map__fd(skel->maps.settings), &zero, copies.data(), BPF_ANY)) {
-    *error = std::string("cannot write the settings: ") + std::strerror(errno);
-    return false;
   }
   return true;
 }
@@ -491,15 +483,8 @@ int Probes::watched_tids_fd() const { return bpf_map__fd(skel_->maps.watched_tid
 int Probes::trace_events_fd() const { return bpf_map__fd(skel_->maps.trace_events); }
 int Probes::task_events_fd() const { return bpf_map__fd(skel_->maps.task_events); }
 
-void Probes::SetTracing(uint32_t records) {
-  const uint32_t zero = 0;
-  std::vector<mw_settings> copies(possible_cpus_);  // one per CPU (abi.h)
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.settings), &zero, copies.data()) == 0) {
-    for (auto& settings : copies) settings.trace_on = records;
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.settings), &zero, copies.data(), BPF_ANY) == 0) return;
-  }
-  spdlog::error("cannot switch tracing {}: {}", records ? "on" : "off", std::strerror(errno));
-}
+// The programs read the switch from their memory-mapped .bss (bpf/maps.bpf.h).
+void Probes::SetTracing(uint32_t records) { __atomic_store_n(&skel_->bss->trace_on, records, __ATOMIC_RELEASE); }
 
 bool Probes::ReadThreadRecords(std::vector<mw_thread_record>* out) const {
   out->clear();

@@ -159,15 +159,6 @@ struct mw_cpu {
 	__u32 pad;
 };
 
-/* Settings user space writes while the programs run: the one value of the
- * per-CPU array map `settings`, the same on every CPU. Per CPU so that an
- * event reads it beside its CPU's own state instead of from a page of its
- * own (bpf/maps.bpf.h). */
-struct mw_settings {
-	__u32 trace_on; /* records to send to the trace ring buffer: MW_TRACE_BIT()s */
-	__u32 nr_nodes; /* NUMA nodes in cpu_nodes (1: not NUMA) */
-};
-
 /* Per CPU: migrations in and out of that CPU that other CPUs made (those a
  * CPU makes itself are in its mw_cpu_counters). Per-CPU array indexed by
  * CPU number, so each executing CPU counts into its own copy. */
@@ -310,7 +301,7 @@ enum mw_trace_kind {
 	MW_TRACE_MIGRATION = 1,
 	MW_TRACE_STOPPER_RUN = 2,
 };
-/* The bit of a kind in mw_settings.trace_on: `migwatch trace` wants
+/* The bit of a kind in the programs' trace_on (bpf/maps.bpf.h): `migwatch trace` wants
  * migrations only, a capture stopper runs as well. */
 #define MW_TRACE_BIT(kind) (1u << (kind))
 
