@@ -573,6 +573,9 @@ KERNEL_PANIC = "Kernel panic - not syncing"
 # A vCPU stuck in the guest kernel for over 20 s: under emulation it does not
 # recover (seen: 6.1, a CPU stuck for 387 s while programs were attached).
 SOFT_LOCKUP = "watchdog: BUG: soft lockup"
+# More boots for a guest kernel that fails before the guest script starts
+# (before it prints KERNEL_MARKER): nothing of migwatch has run yet.
+BOOT_RETRIES_BEFORE_SCRIPT = 2
 
 
 def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout: int,
@@ -588,26 +591,41 @@ def boot(kernel: Kernel, initrd: Path, smp: int, memory_mib: int, guest_timeout:
     40 boots of vm_scale), which the host's timeout tells: the guest
     script's own timeout would otherwise have ended it. That says nothing of
     the guest script, so it gets one more boot; the failure is printed, its
-    log kept, and a second one fails as before.
+    log kept, and a second one fails as before. A kernel that fails before
+    the guest script has started (seen: the int3 oops on 6.12, twice in a
+    row at 9 s into boot) gets up to BOOT_RETRIES_BEFORE_SCRIPT more boots:
+    nothing of migwatch, nor of the test, has run in it.
 
     maxcpus, when given, is the number of possible CPUs (smp of them online):
     the kernel sizes per-CPU data, BPF's per-CPU maps included, by it.
     numa_nodes, when given, splits the CPUs and the memory evenly over that
     many NUMA nodes (numa_arguments). one_host_thread emulates every vCPU in
     one host thread (boot_once)."""
-    result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus,
-                       numa_nodes, one_host_thread)
-    text = log_path.read_text(errors="replace")
-    if result.status is None and (KERNEL_PANIC in text or SOFT_LOCKUP in text or result.timed_out):
+    before_script_left, after_script_left = BOOT_RETRIES_BEFORE_SCRIPT, 1
+    failures = 0
+    while True:
+        result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus,
+                           numa_nodes, one_host_thread)
+        text = log_path.read_text(errors="replace")
+        if result.status is not None or not (KERNEL_PANIC in text or SOFT_LOCKUP in text or result.timed_out):
+            return result
+        script_started = KERNEL_MARKER in text
+        if script_started and after_script_left:
+            after_script_left -= 1
+        elif not script_started and before_script_left:
+            before_script_left -= 1
+        else:
+            return result
         # The retry writes the log its readers expect; the failed boot's stays.
-        panicked_log = log_path.with_name(log_path.stem + ".panicked" + log_path.suffix)
+        failures += 1
+        suffix = ".panicked" if failures == 1 else f".panicked{failures}"
+        panicked_log = log_path.with_name(log_path.stem + suffix + log_path.suffix)
         log_path.rename(panicked_log)
         what = ("panicked" if KERNEL_PANIC in text else "locked up" if SOFT_LOCKUP in text
                 else "stopped (its script's own timeout never ended it)")
-        log(f"{kernel.alias}: the guest kernel {what} under emulation (log: {panicked_log}); booting it once more")
-        result = boot_once(kernel, initrd, smp, memory_mib, guest_timeout, append, log_path, echo, maxcpus,
-                           numa_nodes, one_host_thread)
-    return result
+        when = "after" if script_started else "before"
+        log(f"{kernel.alias}: the guest kernel {what} under emulation {when} the guest script started "
+            f"(log: {panicked_log}); booting it once more")
 
 
 def numa_arguments(nodes: int, cpus: int, memory_mib: int) -> list[str]:
