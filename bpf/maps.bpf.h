@@ -45,7 +45,7 @@
  * costs nothing (the verifier replaces its loads by their values) and only
  * the trace switch in .bss is read on every migration: a per-CPU copy of
  * it cost more here than the page it lies on (a lookup reads the map's
- * per-CPU pointer as well), 7-14 ns a migration on the machine of
+ * per-CPU pointer as well), 6-14 ns a migration on the machine of
  * tests/bench/README.md.
  */
 

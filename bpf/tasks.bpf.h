@@ -39,25 +39,21 @@ static __always_inline void process_key_of(struct task_struct *t, struct mw_proc
 static __always_inline void process_key_cached(struct task_struct *t, struct mw_process_key *key,
 					       struct cpu_state *st, const bool btf)
 {
-	struct task_struct *leader = MW_READ(btf, t, group_leader);
+	__u64 leader = (__u64)MW_READ(btf, t, group_leader);
 	__u32 zero = 0;
 	__u64 *frees = bpf_map_lookup_elem(&task_frees, &zero);
-	__u64 gen;
+	__u64 gen = frees ? *frees : 0;
 
-	gen = frees ? *frees : 0;
-	if (!gen) {
-		process_key_of(t, key, btf);
-		return;
-	}
-	key->pad = 0;
-	if ((__u64)leader == st->leader_key.leader && gen == st->leader_key.gen) {
+	if (gen && leader == st->leader_key.leader && gen == st->leader_key.gen) {
 		key->tgid = st->leader_key.tgid;
+		key->pad = 0;
 		key->start_ns = st->leader_key.start_ns;
 		return;
 	}
-	key->tgid = MW_READ(btf, t, tgid);
-	key->start_ns = MW_READ(btf, leader, start_boottime);
-	st->leader_key.leader = (__u64)leader;
+	process_key_of(t, key, btf);
+	if (!gen)
+		return;
+	st->leader_key.leader = leader;
 	st->leader_key.tgid = key->tgid;
 	st->leader_key.start_ns = key->start_ns;
 	st->leader_key.gen = gen;
