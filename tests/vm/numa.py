@@ -5,10 +5,15 @@ Boots Debian's 6.1 kernel under QEMU with its CPUs and memory split over 4
 NUMA nodes, runs numa_guest.sh in it and judges, against the kernel's own
 ground truth:
 
-- node pairs: a spinning thread flipped FLIPS times between a CPU of node 1
-  and one of node 3 grows migwatch_node_migrations_total{1->3} and {3->1}
-  by exactly FLIPS/2 each, and their sum equals the growth of the thread's
-  se.nr_migrations;
+- node pairs: a spinning thread is flipped FLIPS times between a CPU of
+  node 1 and one of node 3, and the growth of its process's se.nr_migrations
+  is FLIPS. The cells of migwatch_node_migrations_total count every task's
+  moves, and so does their ground truth: tracefs's sched_migrate_task over
+  the window, with markers around the two scrapes. Every cell grows by at
+  least the moves traced between the scrapes and at most those traced from
+  the first scrape's start to the second's end (the same number unless some
+  task moved during a scrape). The storm's own traced moves are FLIPS/2 each
+  way and equal its se.nr_migrations growth;
 - automatic NUMA balancing: a thread touching memory bound to node 3 from
   node 2 is moved to node 3 by the kernel (sched_move_numa, at least once),
   and migwatch's migrations with reason "numa" grow exactly as the kernel's
@@ -65,6 +70,9 @@ SWAP = re.compile(r"sched_swap_numa: src_pid=(\d+) .*src_cpu=(\d+) .*dst_pid=(\d
 STICK = re.compile(r"sched_stick_numa: ")
 # The executing task's comm and pid prefix a trace line; a comm may hold
 # spaces, but a stopper's does not.
+# The guest's markers around the pair window's scrapes, in order.
+PAIR_MARKS = ["pair-before begin", "pair-before end", "pair-after begin", "pair-after end"]
+PAIR_MARKER = re.compile(r"tracing_mark_write: mwm (pair-(?:before|after) (?:begin|end))\s*$")
 MIGRATE = re.compile(r"(\S+)-\d+\s+\[\d+\].*sched_migrate_task: .* pid=(\d+) prio=-?\d+ "
                      r"orig_cpu=(\d+) dest_cpu=(\d+)\s*$")
 
@@ -122,28 +130,82 @@ def numa_counts(samples, process: str) -> tuple[float, float]:
     return total, mine
 
 
+def cpu_nodes(found) -> dict[str, str]:
+    """CPU -> node, from the guest's node records ("MWM numa node 1 4-7")."""
+    nodes = {}
+    for kind, rest in found:
+        if kind == "node" and len(rest.split()) == 2:
+            node, cpulist = rest.split()
+            for part in cpulist.split(","):
+                first, _, last = part.partition("-")
+                for cpu in range(int(first), int(last or first) + 1):
+                    nodes[str(cpu)] = node
+    return nodes
+
+
+def traced_pair_moves(trace: list[str], nodes: dict, tids: set) -> dict:
+    """From the pair window's trace: the moves per (from node, to node) that
+    fell between the two scrapes ("inner"), those from the start of the first
+    scrape to the end of the second ("outer"), and the storm's own inner ones
+    ("storm"); None if a marker is missing."""
+    moves = {"inner": {}, "outer": {}, "storm": {}}
+    marks = []
+    for line in trace:
+        if (marker := PAIR_MARKER.search(line)):
+            marks.append(marker.group(1))
+            continue
+        match = MIGRATE.search(line)
+        if not match or not marks or marks[-1] == "pair-after end":
+            continue
+        _, pid, orig, dest = match.groups()
+        cell = (nodes.get(orig), nodes.get(dest))
+        kinds = ["outer"]
+        if marks[-1] == "pair-before end":
+            kinds += ["inner"] + (["storm"] if pid in tids else [])
+        for kind in kinds:
+            moves[kind][cell] = moves[kind].get(cell, 0) + 1
+    return moves if marks == PAIR_MARKS else None
+
+
 def judge_pair(found, run: matrix.Run, figures: dict) -> list[str]:
     pair = next((rest.split() for kind, rest in found if kind == "pair"), None)
     kernel = next((matrix.integers(rest, 2) for kind, rest in found if kind == "pair-kernel"), None)
-    if not pair or len(pair) != 5 or not kernel:
+    tids = next((set(rest.split()) for kind, rest in found if kind == "pair-tids"), set())
+    lost = next((matrix.integers(rest, 1) for kind, rest in found if kind == "pair-trace-lost"), None)
+    if not pair or len(pair) != 5 or not kernel or lost is None:
         return ["node pair: no result (the storm did not run or did not end)"]
     flips = int(pair[4])
     before, after = node_cells(run.snapshots.get("pair-before", [])), node_cells(run.snapshots.get("pair-after", []))
     grown = {cell: after.get(cell, 0) - before.get(cell, 0) for cell in after}
-    forward, backward = grown.get(PAIR, 0), grown.get(PAIR[::-1], 0)
+    traced = traced_pair_moves([rest for kind, rest in found if kind == "pair-trace"], cpu_nodes(found), tids)
+    name = "->".join
     figures["pair"] = {"nodes": PAIR, "cpus": [int(pair[2]), int(pair[3])], "flips": flips,
-                       "migwatch": {"->".join(PAIR): forward, "->".join(PAIR[::-1]): backward},
+                       "migwatch": {name(PAIR): grown.get(PAIR, 0), name(PAIR[::-1]): grown.get(PAIR[::-1], 0)},
                        "kernel": kernel[1] - kernel[0],
-                       "other_cells_grown": {"->".join(cell): value for cell, value in grown.items()
-                                             if value and cell not in (PAIR, PAIR[::-1])}}
+                       "other_cells_grown": {name(cell): value for cell, value in grown.items()
+                                             if value and cell not in (PAIR, PAIR[::-1])},
+                       "traced": traced and {kind: {name(cell): n for cell, n in cells.items()}
+                                             for kind, cells in traced.items()}}
     failures = []
     if not before or not after:
         failures.append("node pair: no migwatch_node_migrations_total series")
     if kernel[1] - kernel[0] != flips:
         failures.append(f"node pair: the kernel counted {kernel[1] - kernel[0]} migrations for {flips} flips")
-    if forward + backward != kernel[1] - kernel[0] or forward != flips // 2 or backward != flips // 2:
-        failures.append(f"node pair: migwatch counted {forward:.0f} moves {PAIR[0]}->{PAIR[1]} and {backward:.0f} "
-                        f"back, the kernel {kernel[1] - kernel[0]} in all for {flips} flips")
+    if lost[0] != 0:
+        failures.append(f"node pair: the trace buffer lost {lost[0]} events")
+    if traced is None:
+        return failures + ["node pair: the trace lacks the scrape markers"]
+    storm = traced["storm"]
+    if (sum(storm.values()) != kernel[1] - kernel[0] or storm.get(PAIR, 0) != flips // 2
+            or storm.get(PAIR[::-1], 0) != flips // 2):
+        failures.append(f"node pair: the trace has the storm's moves as {storm}, the kernel "
+                        f"{kernel[1] - kernel[0]} for {flips} flips")
+    for cell in sorted(set(grown) | set(traced["outer"]), key=str):
+        low, high = traced["inner"].get(cell, 0), traced["outer"].get(cell, 0)
+        if not low <= grown.get(cell, 0) <= high:
+            failures.append(f"node pair: migwatch's {name(cell)} cell grew by {grown.get(cell, 0):.0f}, the trace "
+                            f"has {low} moves between the scrapes and {high} from the first's start to the "
+                            "second's end")
     return failures
 
 

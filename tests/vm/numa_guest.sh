@@ -13,6 +13,12 @@
 #   MWM numa pair-kernel BEFORE AFTER  its process's se.nr_migrations at "go"
 #       and after the flips (snapshots pair-before and pair-after of
 #       migwatch_node_migrations_total are taken beside them)
+#   MWM numa pair-tids TID...          the storm process's threads
+#   MWM numa pair-trace LINE           every task's sched_migrate_task from
+#       tracefs, with the markers "mwm pair-before begin|end" and "mwm
+#       pair-after begin|end" around the two snapshots: the cells count
+#       every task's moves, and so does this ground truth
+#   MWM numa pair-trace-lost COUNT     events the trace buffer dropped
 #   MWM numa balance MEMORY_NODE AWAY_CPUS FREE_CPUS TID
 #       a thread touching memory bound to MEMORY_NODE, started on AWAY_CPUS
 #       and then allowed on FREE_CPUS too, under kernel.numa_balancing=1
@@ -42,6 +48,35 @@ cpus() {
         awk -F- '{ for (cpu = $1; cpu <= ($2 == "" ? $1 : $2); cpu++) printf "%s%d", n++ ? "," : "", cpu }'
 }
 uptime_cs() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }
+
+# trace_on EVENT...: an empty trace buffer recording the sched EVENTs.
+trace_on() {
+    echo 0 >$tracing/tracing_on
+    echo >$tracing/trace
+    for event in "$@"; do
+        echo 1 >$tracing/events/sched/$event/enable || fail "cannot enable $event"
+    done
+    echo 1 >$tracing/tracing_on
+}
+
+# trace_off KIND EVENT...: stops recording and prints the buffer as records
+# KIND, then the events it dropped as KIND-lost.
+trace_off() {
+    kind=$1
+    shift
+    echo 0 >$tracing/tracing_on
+    for event in "$@"; do echo 0 >$tracing/events/sched/$event/enable; done
+    grep -v '^#' $tracing/trace | sed "s/^/MWM numa $kind /"
+    echo "MWM numa $kind-lost $(awk '/^overrun:/ { sum += $2 } END { print sum + 0 }' $tracing/per_cpu/cpu*/stats)"
+}
+
+# marked_scrape NAME PATTERN: scrape, between trace markers "mwm NAME begin"
+# and "mwm NAME end": a move traced between them may or may not be in it.
+marked_scrape() {
+    echo "mwm $1 begin" >$tracing/trace_marker
+    scrape "$@"
+    echo "mwm $1 end" >$tracing/trace_marker
+}
 
 dmesg -n 1
 echo "MWM kernel release $(uname -r)"
@@ -73,15 +108,18 @@ echo "MWM numa pair 1 3 $cpu_a $cpu_b $pair_flips"
 start_held mws-pair 3 affinity-storm --flips "$pair_flips" --cpus "$cpu_a,$cpu_b"
 pair_pid=$pid
 if wait_for_line "$work/mws-pair.out" waiting=go && stop_process $pair_pid; then
+    echo "MWM numa pair-tids $(ls /proc/$pair_pid/task | tr '\n' ' ')"
     pair_before=$(kernel_migrations $pair_pid | cut -d' ' -f1)
-    scrape pair-before '^migwatch_node_migrations_total'
+    trace_on sched_migrate_task
+    marked_scrape pair-before '^migwatch_node_migrations_total'
     kill -CONT $pair_pid
     echo go >&3
     if wait_for_line "$work/mws-pair.out" waiting=quit && stop_process $pair_pid; then
-        scrape pair-after '^migwatch_node_migrations_total'
+        marked_scrape pair-after '^migwatch_node_migrations_total'
         echo "MWM numa pair-kernel $pair_before $(kernel_migrations $pair_pid | cut -d' ' -f1)"
         kill -CONT $pair_pid
     fi
+    trace_off pair-trace sched_migrate_task
 fi
 finish_held mws-pair 3 $pair_pid
 
@@ -98,12 +136,7 @@ start_held mws-numa 3 numa-remote --node 3 --mib "$balance_mib" --away "$away" -
 balance_pid=$pid
 if wait_for_line "$work/mws-numa.out" waiting=go; then
     echo "MWM numa balance 3 $away $free $(sed -n 's/^tid=//p' "$work/mws-numa.out")"
-    echo 0 >$tracing/tracing_on
-    echo >$tracing/trace
-    for event in $numa_events; do
-        echo 1 >$tracing/events/sched/$event/enable || fail "cannot enable $event"
-    done
-    echo 1 >$tracing/tracing_on
+    trace_on $numa_events
     scrape balance-before 'reason="numa"'
     echo go >&3
     if wait_for_line "$work/mws-numa.out" waiting=quit && stop_process $balance_pid; then
@@ -112,10 +145,7 @@ if wait_for_line "$work/mws-numa.out" waiting=go; then
         echo "MWM numa process balance mws-numa $(kernel_migrations $balance_pid) 1"
         kill -CONT $balance_pid
     fi
-    echo 0 >$tracing/tracing_on
-    for event in $numa_events; do echo 0 >$tracing/events/sched/$event/enable; done
-    grep -v '^#' $tracing/trace | sed 's/^/MWM numa trace /'
-    echo "MWM numa trace-lost $(awk '/^overrun:/ { sum += $2 } END { print sum + 0 }' $tracing/per_cpu/cpu*/stats)"
+    trace_off trace $numa_events
 fi
 finish_held mws-numa 3 $balance_pid
 echo 0 >/proc/sys/kernel/numa_balancing

@@ -76,14 +76,38 @@ class Balance(unittest.TestCase):
         self.assertTrue(any("lost" in failure for failure in failures), failures)
 
 
+def migrate(executor: str, pid: int, orig: int, dest: int) -> str:
+    return (f"{executor} [{orig:03d}] d..2.  5.0: sched_migrate_task: comm=x pid={pid} prio=120 orig_cpu={orig} "
+            f"dest_cpu={dest}")
+
+
+def marker(text: str) -> str:
+    return f"sh-1 [000] .....  5.0: tracing_mark_write: mwm {text}"
+
+
 class Pair(unittest.TestCase):
+    """200 flips of thread 21 (process 20) between CPU 4 (node 1) and CPU 12
+    (node 3) of a 16-CPU guest."""
+
+    STORM = [migrate("mws-pair-20", 21, 4, 12) if i % 2 == 0 else migrate("mws-pair-20", 21, 12, 4)
+             for i in range(200)]
+
     @staticmethod
-    def lines(forward, backward, kernel_after=201):
-        cells = lambda name, f, b: [  # noqa: E731
+    def lines(forward, backward, kernel_after=201, trace=None, other_cells=(), lost=0):
+        cells = lambda name, f, b, extra: [  # noqa: E731
             f'MWM numa metric {name} migwatch_node_migrations_total{{from_node="1",to_node="3"}} {f}',
-            f'MWM numa metric {name} migwatch_node_migrations_total{{from_node="3",to_node="1"}} {b}']
-        return (["MWM numa pair 1 3 4 12 200"] + cells("pair-before", 0, 0) + cells("pair-after", forward, backward)
-                + [f"MWM numa pair-kernel 1 {kernel_after}"])
+            f'MWM numa metric {name} migwatch_node_migrations_total{{from_node="3",to_node="1"}} {b}'] + [
+            f'MWM numa metric {name} migwatch_node_migrations_total{{from_node="{a}",to_node="{b}"}} {n}'
+            for a, b, n in extra]
+        if trace is None:
+            trace = ([marker("pair-before begin"), marker("pair-before end")] + Pair.STORM
+                     + [marker("pair-after begin"), marker("pair-after end")])
+        return ([f"MWM numa node {node} {4 * node}-{4 * node + 3}" for node in range(4)]
+                + ["MWM numa pair 1 3 4 12 200", "MWM numa pair-tids 20 21"]
+                + cells("pair-before", 0, 0, [(a, b, 0) for a, b, _ in other_cells])
+                + cells("pair-after", forward, backward, other_cells)
+                + [f"MWM numa pair-kernel 1 {kernel_after}"]
+                + [f"MWM numa pair-trace {line}" for line in trace] + [f"MWM numa pair-trace-lost {lost}"])
 
     def judge(self, lines):
         run = matrix.parse_results(lines).runs.get(numa.RUN, matrix.Run())
@@ -97,6 +121,28 @@ class Pair(unittest.TestCase):
 
     def test_a_kernel_count_other_than_the_flips_fails(self):
         self.assertEqual(len(self.judge(self.lines(100, 100, kernel_after=202))), 2)
+
+    def test_another_tasks_move_between_the_scrapes_is_counted_too(self):
+        # A kworker moved from node 3 to node 1 and kcompactd1 within node 1
+        # while the storm ran: both cells must show it.
+        others = [migrate("kworker/u32:1-7", 9, 12, 5), migrate("kcompactd1-30", 30, 5, 6)]
+        trace = ([marker("pair-before begin"), marker("pair-before end")] + self.STORM[:50] + others
+                 + self.STORM[50:] + [marker("pair-after begin"), marker("pair-after end")])
+        self.assertEqual(self.judge(self.lines(100, 101, trace=trace, other_cells=[("1", "1", 1)])), [])
+        self.assertEqual(len(self.judge(self.lines(100, 100, trace=trace, other_cells=[("1", "1", 1)]))), 1)
+        self.assertEqual(len(self.judge(self.lines(100, 101, trace=trace))), 1)
+
+    def test_a_move_during_a_scrape_may_or_may_not_be_counted(self):
+        during = [migrate("kworker/u32:1-7", 9, 12, 5)]
+        trace = ([marker("pair-before begin")] + during + [marker("pair-before end")] + self.STORM
+                 + [marker("pair-after begin"), marker("pair-after end")])
+        self.assertEqual(self.judge(self.lines(100, 100, trace=trace)), [])
+        self.assertEqual(self.judge(self.lines(100, 101, trace=trace)), [])
+        self.assertEqual(len(self.judge(self.lines(100, 102, trace=trace))), 1)
+
+    def test_a_trace_without_its_markers_or_with_losses_fails(self):
+        self.assertEqual(len(self.judge(self.lines(100, 100, trace=self.STORM))), 1)
+        self.assertEqual(len(self.judge(self.lines(100, 100, lost=3))), 1)
 
 
 if __name__ == "__main__":
