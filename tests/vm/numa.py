@@ -68,11 +68,11 @@ SETTINGS = {
 MOVE = re.compile(r"sched_move_numa: pid=(\d+) .*src_cpu=(\d+) src_nid=\d+ dst_cpu=(\d+) dst_nid=(\d+)")
 SWAP = re.compile(r"sched_swap_numa: src_pid=(\d+) .*src_cpu=(\d+) .*dst_pid=(\d+) .*dst_cpu=(\d+)")
 STICK = re.compile(r"sched_stick_numa: ")
-# The executing task's comm and pid prefix a trace line; a comm may hold
-# spaces, but a stopper's does not.
 # The guest's markers around the pair window's scrapes, in order.
 PAIR_MARKS = ["pair-before begin", "pair-before end", "pair-after begin", "pair-after end"]
 PAIR_MARKER = re.compile(r"tracing_mark_write: mwm (pair-(?:before|after) (?:begin|end))\s*$")
+# The executing task's comm and pid prefix a trace line; a comm may hold
+# spaces, but a stopper's does not.
 MIGRATE = re.compile(r"(\S+)-\d+\s+\[\d+\].*sched_migrate_task: .* pid=(\d+) prio=-?\d+ "
                      r"orig_cpu=(\d+) dest_cpu=(\d+)\s*$")
 
@@ -136,10 +136,8 @@ def cpu_nodes(found) -> dict[str, str]:
     for kind, rest in found:
         if kind == "node" and len(rest.split()) == 2:
             node, cpulist = rest.split()
-            for part in cpulist.split(","):
-                first, _, last = part.partition("-")
-                for cpu in range(int(first), int(last or first) + 1):
-                    nodes[str(cpu)] = node
+            for cpu in scale.cpu_list(cpulist):
+                nodes[str(cpu)] = node
     return nodes
 
 
