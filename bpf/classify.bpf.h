@@ -102,10 +102,8 @@ static __always_inline void count_affinity_change(struct event *ev, struct task_
 		return;
 	}
 	ev->cc->affinity_changes++;
-	/* In a stopper run, the requester's entry is looked up anyway when the
-	 * run is charged, microseconds later: counted there. */
 	if (ev->in_stopper) {
-		ev->st->run_affinity_changes++;
+		charge_run_affinity_change(ev);
 		return;
 	}
 	/* An interrupt that moved p did so for the kernel, not for the task it

@@ -114,7 +114,6 @@ struct cpu_state {
 	__u32 in_migration_cpu_stop; /* fentry saw migration_cpu_stop */
 	__u32 run_moves;	/* moves made in this run */
 	__u32 run_reason;	/* the first one's reason */
-	__u32 run_affinity_changes; /* affinity changes it carried out */
 	__u32 run_moved_deferred; /* the first one is pending (mw_deferred_move) */
 	struct mw_process_key run_moved; /* else the first one's process */
 	/* The process of the task this run took the CPU from, if that task was

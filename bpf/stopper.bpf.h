@@ -416,17 +416,42 @@ static __noinline struct mw_process_stats *take_charges(struct mw_stopper_reques
 	return &held->counts;
 }
 
+/* Whether the held charges hold `requester` (the kernel for NULL). */
+static __always_inline bool holds(const struct mw_pending_charges *held, const struct mw_process_key *requester)
+{
+	return held->held && (requester ? same_process(&held->process, requester)
+					: held->process.tgid == MW_KERNEL_TGID && !held->process.start_ns);
+}
+
 /* This CPU's held charges if they hold the run's requester, or made to. */
 static __always_inline struct mw_process_stats *held_charges(struct mw_stopper_request *req,
 							     const struct mw_process_key *requester,
 							     struct event *ev)
 {
-	struct mw_pending_charges *held = &req->charges;
-
-	if (held->held && (requester ? same_process(&held->process, requester)
-				     : held->process.tgid == MW_KERNEL_TGID && !held->process.start_ns))
-		return &held->counts;
+	if (holds(&req->charges, requester))
+		return &req->charges.counts;
 	return take_charges(req, requester, ev);
+}
+
+/* An affinity change a stopper run carried out: charged to the run's
+ * requester at once, where user space reads it as soon as the kernel has
+ * counted the move (held until the run's end, it was missed by a reading
+ * taken between the run's last move and its switch out: a reading right
+ * after a storm). To this CPU's held charges when they hold the requester,
+ * as in a storm after its first run; else to its entry: taking the charges
+ * here would nest one call too deep for the verifier of 6.1. The run's
+ * work, which names the requester, is known by its first move. */
+static __always_inline void charge_run_affinity_change(struct event *ev)
+{
+	struct mw_stopper_request *req = bpf_map_lookup_elem(&stopper_requests, &ev->cpu);
+	const struct mw_process_key *requester =
+		run_requester(req, bounded_index(resolve_run_work(ev->st, req), MW_WORK_COUNT, MW_WORK_OTHER));
+	struct mw_process_stats *ps;
+
+	if (req && holds(&req->charges, requester))
+		req->charges.counts.affinity_changes++;
+	else if ((ps = requester_entry(req, requester, ev)))
+		add(&ps->affinity_changes, 1);
 }
 
 /* Charges one finished on-CPU interval of this CPU's stopper: to the CPU and
@@ -465,12 +490,9 @@ static __noinline void charge_stopper_run(struct cpu_slot *slot, __u64 dur)
 	if (held) {
 		held->stopper_requested_ns += dur;
 		held->stopper_requested_runs++;
-		held->affinity_changes += st->run_affinity_changes;
 	} else if ((ps = requester_entry(req, requester, &ev))) {
 		add(&ps->stopper_requested_ns, dur);
 		add(&ps->stopper_requested_runs, 1);
-		if (st->run_affinity_changes)
-			add(&ps->affinity_changes, st->run_affinity_changes);
 	}
 	if (st->run_moves) {
 		if (held && req && same_process(&st->run_moved, &req->charges.process)) {
@@ -550,7 +572,6 @@ static __always_inline void end_stopper_run(struct cpu_slot *slot, __u64 runtime
 	st->fentry_work = MW_WORK_NONE;
 	st->in_migration_cpu_stop = 0;
 	st->run_moves = 0;
-	st->run_affinity_changes = 0;
 }
 
 /* Every context switch passes here. On the common path it reads three fields
