@@ -88,15 +88,20 @@ static __noinline void flush_charges(struct mw_stopper_request *req, struct even
 	held->flushes++;
 }
 
-/* Adds a run's pending move to the held counts of its process. */
+/* Adds a run's pending move to the held counts of its process: cleared
+ * first, so that a reading in between misses it rather than counting it
+ * twice (abi.h, mw_stopper_request). */
 static __always_inline void settle_deferred_move_held(struct mw_stopper_request *req, struct mw_process_stats *held)
 {
 	__u64 reason = bounded_index(req->deferred.reason, MW_REASON_COUNT, MW_REASON_OTHER);
+	__u32 counted = req->deferred.counted;
 
-	if (req->deferred.counted)
-		held->migrations[reason]++;
 	req->deferred.task = 0;
 	req->deferred.changes++;
+	/* Stores leave in program order on x86; the compiler must keep it. */
+	asm volatile("" ::: "memory");
+	if (counted)
+		held->migrations[reason]++;
 }
 
 /* ---- CPU hotplug ---------------------------------------------------------- */

@@ -274,15 +274,19 @@ struct mw_stopper_request {
 	 * read them read this entry anyway. */
 	__u64 teardown_ns;
 	__u64 any_teardown_ns;
-	/* Written by the stopper's CPU while it runs; by another CPU only once
-	 * this one is dead (bpf/stopper.bpf.h, handle_cpuhp_enter). */
+	/* Written by this CPU at its stopper runs' ends and affinity moves; by
+	 * another CPU only once this one is dead (bpf/stopper.bpf.h,
+	 * handle_cpuhp_enter). */
+	struct mw_pending_charges charges __attribute__((aligned(128)));
+	/* Written by the stopper's CPU while it runs (and as above). A pending
+	 * move may pass to the charges, never the other way: they come first,
+	 * and the move is cleared before they count it, so that user space,
+	 * whose copy of an entry runs in address order, can miss the move in
+	 * a reading but never count it twice. */
 	struct mw_deferred_move deferred __attribute__((aligned(128)));
 	/* The requester's name: written only when the requester changes, read
 	 * only to name a new process entry or a trace record. */
 	char requester_comm[MW_COMM_LEN];
-	/* Written by the stopper's CPU at the end of each run (by another CPU
-	 * only once this one is dead). */
-	struct mw_pending_charges charges __attribute__((aligned(128)));
 };
 
 /* One live thread's migrations, written by the task iterator for every
