@@ -155,7 +155,7 @@ static __always_inline bool defer_stopper_move(struct event *ev, struct task_str
 	req->deferred.reason = reason;
 	req->deferred.counted = reason != MW_REASON_WAKEUP || count_wakeups;
 	req->deferred.task = (__u64)p;
-	req->deferred.changes++;
+	req->deferred.changes += 2;
 	return true;
 }
 

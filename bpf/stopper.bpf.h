@@ -52,9 +52,15 @@ static __noinline struct mw_process_stats *settle_deferred_move(struct mw_stoppe
 		return NULL;
 	ps = known ? known : process_of_task(moved, &req->deferred.process, ev);
 	reason = bounded_index(req->deferred.reason, MW_REASON_COUNT, MW_REASON_OTHER);
+	/* Odd from before the entry has it to after it is cleared here
+	 * (abi.h, MW_SETTLING). Stores leave in program order on x86; the
+	 * barriers keep the compiler's order the same. */
+	req->deferred.changes++;
+	barrier();
 	if (ps && req->deferred.counted)
 		add(&ps->migrations[reason], 1);
 	req->deferred.task = 0;
+	barrier();
 	req->deferred.changes++;
 	return ps;
 }
@@ -72,6 +78,8 @@ static __noinline void flush_charges(struct mw_stopper_request *req, struct even
 	if (!held->held)
 		return;
 	ps = process_entry(&held->process, &init, ev);
+	held->flushes++; /* odd until cleared below (abi.h, MW_SETTLING) */
+	barrier();
 	/* Without a test per counter: each would double the paths the
 	 * verifier walks. */
 	if (ps) {
@@ -85,6 +93,7 @@ static __noinline void flush_charges(struct mw_stopper_request *req, struct even
 	}
 	__builtin_memset(&held->counts, 0, sizeof(held->counts));
 	held->held = 0;
+	barrier();
 	held->flushes++;
 }
 
@@ -97,9 +106,8 @@ static __always_inline void settle_deferred_move_held(struct mw_stopper_request 
 	__u32 counted = req->deferred.counted;
 
 	req->deferred.task = 0;
-	req->deferred.changes++;
-	/* Stores leave in program order on x86; the compiler must keep it. */
-	asm volatile("" ::: "memory");
+	req->deferred.changes += 2;
+	barrier(); /* as in settle_deferred_move */
 	if (counted)
 		held->migrations[reason]++;
 }

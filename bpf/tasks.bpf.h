@@ -189,7 +189,9 @@ static __noinline __u64 pending_moves_of(const struct mw_process_key *key)
 		if (cpu >= possible_cpus)
 			break;
 		req = bpf_map_lookup_elem(&stopper_requests, &index);
-		if (req && req->deferred.task && req->deferred.counted && same_process(&req->deferred.process, key))
+		/* Left out while on its way to the entry (abi.h, MW_SETTLING). */
+		if (req && !MW_SETTLING(req->deferred.changes) && req->deferred.task && req->deferred.counted &&
+		    same_process(&req->deferred.process, key))
 			pending++;
 	}
 	return pending;
@@ -229,7 +231,8 @@ __noinline int sum_held_charges(__u32 tgid, __u64 start_ns)
 		if (cpu >= possible_cpus)
 			break;
 		req = bpf_map_lookup_elem(&stopper_requests, &index);
-		if (req && req->charges.held && same_process(&req->charges.process, &key))
+		if (req && !MW_SETTLING(req->charges.flushes) && req->charges.held &&
+		    same_process(&req->charges.process, &key))
 			add_counts(&slot->state.held_sum, &req->charges.counts);
 	}
 	return 1;

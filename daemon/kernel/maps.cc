@@ -178,6 +178,15 @@ bool ReadProcessEntries(const Probes& probes, std::vector<ProcessEntry>* out) {
   }
 }
 
+void AddPending(const mw_stopper_request& r, PendingMoves* out) {
+  out->changes.push_back(r.deferred.changes);
+  out->changes.push_back(r.charges.flushes);
+  // `counted` leaves out wakeups, which are derived (abi.h).
+  if (r.deferred.task && r.deferred.counted && !MW_SETTLING(r.deferred.changes))
+    ++out->unsettled[r.deferred.process].migrations[std::min<uint32_t>(r.deferred.reason, MW_REASON_OTHER)];
+  if (r.charges.held && !MW_SETTLING(r.charges.flushes)) AddCounters(&out->unsettled[r.charges.process], r.charges.counts);
+}
+
 bool ReadPendingMoves(const Probes& probes, PendingMoves* out) {
   *out = PendingMoves{};
   // Only CPUs up to the last present one: a stopper runs only where a CPU
@@ -190,14 +199,7 @@ bool ReadPendingMoves(const Probes& probes, PendingMoves* out) {
   const auto count = static_cast<uint32_t>(present.rend() - last);
   std::vector<mw_stopper_request> requests;
   if (count == 0 || !LookupArray(probes.stopper_requests_fd(), count, 1, &requests)) return false;
-  for (const auto& r : requests) {
-    out->changes.push_back(r.deferred.changes);
-    out->changes.push_back(r.charges.flushes);
-    // `counted` leaves out wakeups, which are derived (abi.h).
-    if (r.deferred.task && r.deferred.counted)
-      ++out->unsettled[r.deferred.process].migrations[std::min<uint32_t>(r.deferred.reason, MW_REASON_OTHER)];
-    if (r.charges.held) AddCounters(&out->unsettled[r.charges.process], r.charges.counts);
-  }
+  for (const auto& r : requests) AddPending(r, out);
   return true;
 }
 

@@ -220,14 +220,23 @@ struct mw_process_stats {
  * wakeup count derived while one is pending does not take it for a
  * wakeup. */
 struct mw_deferred_move {
+	/* +2 at every deferral and settling: user space reads the pending
+	 * moves before and after the process map, and again if this moved.
+	 * Odd while a move goes to its process's entry, which may have it
+	 * already: a reading leaves it out (MW_SETTLING). First, so that a
+	 * copy in address order reads it before the move. */
+	__u64 changes;
 	struct mw_process_key process;
 	__u64 task;	/* the moved task; 0: nothing pending */
 	__u32 reason;	/* enum mw_reason */
 	__u32 counted;	/* 1 if the reason is counted per process (not a wakeup) */
-	/* +1 at every deferral and settling: user space reads the pending
-	 * moves before and after the process map, and again if this moved. */
-	__u64 changes;
 };
+
+/* Whether a change counter (mw_deferred_move.changes,
+ * mw_pending_charges.flushes) says that what it guards is on its way to
+ * the process map: a reading then leaves that out, so that it may miss it
+ * until the next reading but never count it twice. */
+#define MW_SETTLING(changes) (((changes) & 1) != 0)
 
 /* The stopper charges one CPU has made to one process and not yet added to
  * that process's entry. Most runs in a storm are asked for by the process
@@ -243,7 +252,9 @@ struct mw_pending_charges {
 	struct mw_process_key process;
 	__u32 held;	/* 1: `process` is held here, and its entry exists */
 	__u32 pad;
-	__u64 flushes;	/* +1 each time the counts go to the entry */
+	/* +2 each time the counts go to the entry, odd while they do
+	 * (MW_SETTLING); before the counts, so that a copy reads it first */
+	__u64 flushes;
 	struct mw_process_stats counts; /* the counters; comm and flags unused */
 };
 

@@ -211,6 +211,42 @@ TEST(UnsettledCounts, AMoveSettledBetweenTheReadingsIsNeverCountedTwice) {
   EXPECT_LE(TotalMigrations(entries[0].stats), 16u);
 }
 
+// A move and charges on their way to the process map, their change counter
+// odd: the map read before may have them already, so a reading leaves them
+// out (missed until the next reading) rather than count them twice.
+TEST(UnsettledCounts, WhatIsOnItsWayToTheProcessMapIsLeftOut) {
+  const mw_process_key moved{.tgid = 42, .pad = 0, .start_ns = 7}, requester{.tgid = 43, .pad = 0, .start_ns = 8};
+  mw_stopper_request request{};
+  request.deferred.process = moved;
+  request.deferred.task = 0xffff0000;
+  request.deferred.reason = MW_REASON_AFFINITY;
+  request.deferred.counted = 1;
+  request.charges.process = requester;
+  request.charges.held = 1;
+  request.charges.counts.affinity_changes = 5;
+  request.charges.counts.migrations[MW_REASON_AFFINITY] = 2;
+
+  for (const uint64_t deferred_changes : {4u, 5u})
+    for (const uint64_t flushes : {6u, 7u}) {
+      SCOPED_TRACE(testing::Message() << "changes " << deferred_changes << ", flushes " << flushes);
+      request.deferred.changes = deferred_changes;
+      request.charges.flushes = flushes;
+      PendingMoves pending;
+      AddPending(request, &pending);
+      EXPECT_EQ(pending.changes, (std::vector<uint64_t>{deferred_changes, flushes}));
+      const bool move_in = deferred_changes % 2 == 0, charges_in = flushes % 2 == 0;
+      EXPECT_EQ(pending.unsettled.count(moved), move_in ? 1u : 0u);
+      if (move_in) {
+        EXPECT_EQ(pending.unsettled[moved].migrations[MW_REASON_AFFINITY], 1u);
+      }
+      EXPECT_EQ(pending.unsettled.count(requester), charges_in ? 1u : 0u);
+      if (charges_in) {
+        EXPECT_EQ(pending.unsettled[requester].affinity_changes, 5u);
+        EXPECT_EQ(pending.unsettled[requester].migrations[MW_REASON_AFFINITY], 2u);
+      }
+    }
+}
+
 // A CPU holds a process's charges until another process's take their place
 // (abi.h, mw_pending_charges). Held when the session takes its baseline,
 // they are in the kernel's total already: the baseline counts them in its

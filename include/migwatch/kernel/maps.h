@@ -110,6 +110,12 @@ struct PendingMoves {
   std::map<mw_process_key, uint64_t> others;
   std::vector<uint64_t> changes;  ///< per CPU: deferrals, settlings and flushes of held charges so far
 };
+/// Adds one CPU's stopper request: its change counters, and its pending move
+/// and held charges unless they are on their way to the process map, which
+/// may have them already (abi.h, MW_SETTLING): left out, they are missed by
+/// this reading, never counted twice.
+void AddPending(const mw_stopper_request& request, PendingMoves* out);
+
 /// Read before and after the process map: where `changes` is the same, the
 /// two readings saw the same pending moves and held migrations (CountWakeups).
 bool ReadPendingMoves(const Probes& probes, PendingMoves* out);
