@@ -771,7 +771,8 @@ def command_run(arguments) -> int:
         log(f"{kernel.alias}: booting {kernel.package} {kernel.version} with {arguments.smp} CPUs{possible}")
         result = boot(kernel, initrd, arguments.smp, arguments.memory, arguments.timeout,
                       arguments.append, work_dir / f"{kernel.alias}.log",
-                      lambda line: print(line, flush=True), arguments.maxcpus, arguments.numa)
+                      lambda line: print(line, flush=True), arguments.maxcpus, arguments.numa,
+                      one_host_thread=arguments.one_host_thread)
         if result.status is None:
             keep()
             report_missing_status(kernel.alias, result)
@@ -798,7 +799,8 @@ def command_matrix(arguments) -> int:
             futures = [
                 pool.submit(boot, kernel, initrd, arguments.smp, arguments.memory, arguments.timeout,
                             arguments.append, work_dir / f"{kernel.alias}.log",
-                            prefixed_echo(kernel.alias), arguments.maxcpus, arguments.numa)
+                            prefixed_echo(kernel.alias), arguments.maxcpus, arguments.numa,
+                            one_host_thread=arguments.one_host_thread)
                 for kernel in kernels
             ]
             results = [future.result() for future in futures]
@@ -885,6 +887,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                                     f"{BOOT_ALLOWANCE_SECONDS} s more for the boot")
         subparser.add_argument("--append", default="", metavar="ARGS",
                                help="extra kernel command line arguments")
+        subparser.add_argument("--one-host-thread", action="store_true",
+                               help="emulate the vCPUs in one host thread (QEMU -accel "
+                                    "tcg,thread=single): slower, but they take turns instead of "
+                                    "competing for the host's CPUs")
         subparser.add_argument("--work-dir", metavar="DIR",
                                help="where the image and serial logs go (default: a temporary "
                                     "directory, kept only if a guest failed)")
