@@ -906,7 +906,8 @@ def evaluate_targets(results: dict) -> list[dict]:
             by = {c["condition"]: c for c in w["conditions"]}
             mine = by["migwatch"]["ratio_median"]
             alone = by["alone"]["seconds"]
-            spread = max(alone) / min(alone) - 1
+            # A run alone that took no time says nothing either.
+            spread = max(alone) / min(alone) - 1 if min(alone) > 0 else float("inf")
             decided = spread <= 2 * SLOWDOWN_TOLERANCE
             noise = "" if decided else f"; undecided: the runs alone spread {spread:.0%}"
             add(f"{run['where']}: {w['workload']} under migwatch within {SLOWDOWN_TOLERANCE:.0%} of alone "
