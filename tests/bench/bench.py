@@ -12,6 +12,10 @@ Sections (README.md in this directory explains every number):
   trace     events delivered and dropped by `migwatch trace` under a storm
   vm        scrape latency inside QEMU guests with 2 and 8 vCPUs, and the
             slowdown section inside 4-vCPU guests of Linux 6.1 and 6.12
+  scale     map memory, series and scrape time on emulated big hosts
+  paired    the kernel section's budgeted programs of two builds attached
+            at once (--baseline): what a change to the programs costs,
+            decided in one run (not run unless asked for)
 
 Writes bench.json (machine-readable) and bench.md (tables) to --out, after
 every section, so that a failure late in the run keeps what was measured.
@@ -38,7 +42,9 @@ import urllib.request
 from pathlib import Path
 
 SCHEMA = "migwatch-bench/1"
-SECTIONS = ("kernel", "slowdown", "daemon", "trace", "vm", "scale")
+SECTIONS = ("kernel", "slowdown", "daemon", "trace", "vm", "scale", "paired")
+# Run when --sections is not given: `paired` needs a second build (--baseline).
+DEFAULT_SECTIONS = SECTIONS[:-1]
 VM_PY = Path(__file__).resolve().parent.parent / "vm" / "vm.py"
 VM_KERNEL = "6.12"
 GUEST_MARKER = "MWBENCH "
@@ -94,6 +100,8 @@ class Sizes:
         self.work = {STORM: 1500, STORM_WHILE_RUNNING: 1500, PINGPONG: 300} if quick else \
             {STORM: 40000, STORM_WHILE_RUNNING: 60000, PINGPONG: 15000}
         self.repetitions = 1 if quick else 7
+        # Pairs of rounds, each build attached first in one of a pair.
+        self.paired_rounds = 2 if quick else 8
         # Elapsed seconds per run, each about 2-5 s on the build machine.
         self.slowdown = {"STORM_FLIPS": 1000, "PIPE_LOOPS": 10000, "MESSAGING_GROUPS": 2,
                          "MESSAGING_LOOPS": 50} if quick else \
@@ -427,6 +435,51 @@ def program_costs(before: dict, after: dict, names=None) -> list[dict]:
             "floor_ns_per_event": per_event(floor_name)[1] if floor_name in after else None,
         })
     return programs
+
+
+def section_paired(tools, workloads: Workloads, sizes: Sizes) -> dict:
+    """The budgeted programs of this build and of --baseline, attached at
+    once and run over the same events, as in the kernel section: their
+    costs per event differ by what their programs do differently, whatever
+    the machine's speed did meanwhile. Runs in turn do not compare on a
+    shared machine whose speed drifts by tens of percent within an hour.
+    On each hook the build attached first runs first and takes the cache
+    misses on the lines both read: its difference from the other is too
+    high by what the shared lines cost, and too low by as much when it
+    runs second. So the rounds come in pairs, each build first in one of
+    them, and a pair's difference is the mean of its two rounds': what
+    the builds' own reads and work differ by (README.md)."""
+    builds = {"this": tools.migwatch, "baseline": tools.baseline}
+    rounds = []
+    for index in range(sizes.paired_rounds):
+        order = list(builds) if index % 2 == 0 else list(reversed(builds))
+        reference = ReadyProcess([tools.reference], "ready=1", "mw_bench_reference")
+        with reference, Daemon(builds[order[0]], workloads.scratch) as first, \
+                Daemon(builds[order[1]], workloads.scratch) as second:
+            time.sleep(SETTLE_SECONDS)
+            # One build's programs with the reference programs at a time:
+            # the two builds' programs share their names.
+            ids = {order[0]: bpf_program_ids(first.pid), order[1]: bpf_program_ids(second.pid)}
+            references = bpf_program_ids(reference.process.pid)
+            before = {build: bpf_program_stats(ids[build] | references) for build in builds}
+            for workload in WORKLOADS:
+                workloads.run(workload, sizes)
+            after = {build: bpf_program_stats(ids[build] | references) for build in builds}
+        rounds.append({"first": order[0],
+                       **{build: program_costs(before[build], after[build], BUDGETED_PROGRAMS) for build in builds}})
+    programs = []
+    for name in BUDGETED_PROGRAMS:
+        ns = {build: [next(p["ns_per_event"] for p in r[build] if p["program"] == name) for r in rounds]
+              for build in builds}
+        if any(value is None for values in ns.values() for value in values):
+            raise BenchError(f"{name} ran on no event in a round")
+        by_round = [a - b for a, b in zip(ns["this"], ns["baseline"])]
+        differences = [(first + second) / 2 for first, second in zip(by_round[0::2], by_round[1::2])]
+        programs.append({"program": name, "ns_per_event": ns["this"], "baseline_ns_per_event": ns["baseline"],
+                         "difference_by_pair": differences, "difference_median": statistics.median(differences),
+                         "difference_min": min(differences), "difference_max": max(differences)})
+    return {"workload": [" ".join(sizes.arguments(w)) for w in WORKLOADS], "baseline": str(tools.baseline),
+            "rounds": rounds, "programs": programs}
 
 
 SLOWDOWN_SH = Path(__file__).resolve().parent / "slowdown.sh"
@@ -869,7 +922,7 @@ def section_scale(tools, workloads: Workloads, sizes: Sizes) -> dict:
 
 
 SECTION_RUNNERS = {"kernel": section_kernel, "slowdown": section_slowdown, "daemon": section_daemon,
-                   "trace": section_trace, "vm": section_vm, "scale": section_scale}
+                   "trace": section_trace, "vm": section_vm, "scale": section_scale, "paired": section_paired}
 
 
 # ---------------------------------------------------------------- targets
@@ -1009,6 +1062,18 @@ def markdown(results: dict) -> str:
             out.append(f"During a capture, {capture['workload']} once more ({capture['capture']}):\n\n"
                        + table(["programs", "program", "events", "ns/event", "empty program ns/event", "ratio"],
                                rows))
+    if "paired" in results:
+        paired = results["paired"]
+        rows = [[f"`{p['program']}`", fmt(statistics.median(p["ns_per_event"])),
+                 fmt(statistics.median(p["baseline_ns_per_event"])),
+                 f"{p['difference_median']:+.1f} ({p['difference_min']:+.0f} to {p['difference_max']:+.0f})"]
+                for p in paired["programs"]]
+        out.append(f"## Paired with a baseline build\n\nThis build and `{paired['baseline']}` attached at once over "
+                   f"the same events, {len(paired['rounds'])} rounds in pairs, each build attached first in one "
+                   f"round of a pair. Difference: this build's ns/event minus the baseline's, the mean of a "
+                   f"pair's two rounds; median and range over the pairs.\n\n"
+                   + table(["program", "this build ns/event, median", "baseline ns/event, median",
+                            "difference, ns/event"], rows))
     if slowdown_runs := results.get("slowdown", {}).get("runs", []) + results.get("vm", {}).get("slowdown", []):
         header = ["workload", "where"] + [f"{c}" for c in CONDITIONS if c != "alone"] + ["alone, seconds"]
         rows = []
@@ -1084,14 +1149,18 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     for tool in ("migwatch", "workload", "reference", "scrape"):
         parser.add_argument(f"--{tool}", type=lambda p: Path(p).resolve(), required=True, metavar="PATH")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="where bench.json and bench.md go")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all but paired)")
+    parser.add_argument("--baseline", type=lambda p: Path(p).resolve(), metavar="PATH",
+                        help="another migwatch build, for the paired section: attached beside --migwatch")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the plumbing, not the numbers")
     arguments = parser.parse_args(argv)
     arguments.sections = [s for s in arguments.sections.split(",") if s]
     unknown = set(arguments.sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if "paired" in arguments.sections and arguments.baseline is None:
+        parser.error("the paired section needs --baseline PATH, the build to compare with")
     return arguments
 
 

@@ -27,6 +27,8 @@ REQUIRED = {
     "vm": ("scrape_latency", {"where": str, "cpus": int, "scrapes": int, "median_ms": NUMBER, "p99_ms": NUMBER}),
     "scale": ("hosts", {"where": str, "possible_cpus": int, "online_cpus": int, "map_bytes": int, "series": int,
                         "scrape_ms": NUMBER, "checks_passed": bool}),
+    "paired": ("programs", {"program": str, "ns_per_event": list, "baseline_ns_per_event": list,
+                            "difference_median": NUMBER, "difference_min": NUMBER, "difference_max": NUMBER}),
 }
 
 
