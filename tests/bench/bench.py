@@ -1088,7 +1088,8 @@ def markdown(results: dict) -> str:
                                f"{fmt(by[c]['ratio_max'], 2)})")
                 row.append(f"{fmt(min(by['alone']['seconds']), 2)}-{fmt(max(by['alone']['seconds']), 2)}")
                 rows.append(row)
-        reps = results.get("slowdown", {}).get("repetitions", "")
+        # Each run says how many repetitions it made (the guests' as well).
+        reps = "/".join(sorted({str(run["work"]["REPETITIONS"]) for run in slowdown_runs}))
         out.append(f"## Workload slowdown\n\nElapsed time under each condition divided by the time alone in the "
                    f"same repetition; median of {reps} interleaved repetitions, range in brackets.\n\n"
                    + table(header, rows)
