@@ -1162,6 +1162,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     if "paired" in arguments.sections and arguments.baseline is None:
         parser.error("the paired section needs --baseline PATH, the build to compare with")
+    if arguments.baseline is not None and "paired" not in arguments.sections:
+        parser.error("--baseline is for the paired section only: add it to --sections")
     return arguments
 
 
